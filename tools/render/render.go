@@ -1,0 +1,312 @@
+// Package render writes s6 service directories for Hermes slots from a typed
+// description. It is the one renderer behind the `render-run` command (used at
+// image build time for gateway-default and dashboard) and behind every profile
+// slot registered at boot or at runtime.
+//
+// Every rendered run script exports HERMES_S6_SUPERVISED_CHILD=1: the
+// recursion guard that keeps a supervised `gateway run` from redirecting
+// itself into supervision again.
+package render
+
+import (
+	"bytes"
+	"fmt"
+	"io/fs"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"text/template"
+)
+
+// SupervisedChildEnv is the recursion guard exported by every run script.
+const SupervisedChildEnv = "HERMES_S6_SUPERVISED_CHILD"
+
+// ExitConfig is the agent's "fatal configuration" exit code (EX_CONFIG).
+// The finish script turns it into 125, which tells s6-supervise not to restart.
+const ExitConfig = 78
+
+// Arg is one word of the service's command line: a literal, or the value of
+// an environment variable (with a default) read when the service starts.
+type Arg struct {
+	Lit     string
+	Env     string
+	Default string
+}
+
+// Lit returns literal arguments.
+func Lit(words ...string) []Arg {
+	args := make([]Arg, len(words))
+	for i, w := range words {
+		args[i] = Arg{Lit: w}
+	}
+	return args
+}
+
+// Slot describes one supervised service.
+type Slot struct {
+	// Name is the service name, e.g. gateway-default, gateway-work, dashboard.
+	Name string
+	// Command is run through the `hermes` front, after any `-p PROFILE`.
+	Command []Arg
+	// Profile, when set and not "default", adds `-p PROFILE` to the command.
+	Profile string
+	// User the service drops to when its run script starts as root.
+	User string
+	// Env is extra environment exported by the run script, any byte string.
+	Env map[string]string
+	// LogName is the directory under $HERMES_HOME/logs/gateways/ for s6-log.
+	LogName string
+	// Down marks the slot down: s6-supervise does not start it by itself.
+	Down bool
+	// Front is the path of the `hermes` front; Shell the run scripts' interpreter.
+	Front string
+	Shell string
+}
+
+// GatewaySlot is the slot that supervises the gateway of a profile.
+func GatewaySlot(profile string) Slot {
+	return Slot{
+		Name:    "gateway-" + profile,
+		Profile: profile,
+		Command: Lit("gateway", "run", "--replace"),
+		LogName: profile,
+		Down:    true,
+	}
+}
+
+// DashboardSlot is the slot that supervises the web dashboard.
+func DashboardSlot() Slot {
+	return Slot{
+		Name: "dashboard",
+		Command: []Arg{
+			{Lit: "dashboard"},
+			{Lit: "--host"}, {Env: "HERMES_DASHBOARD_HOST", Default: "127.0.0.1"},
+			{Lit: "--port"}, {Env: "HERMES_DASHBOARD_PORT", Default: "9119"},
+			{Lit: "--no-open"},
+		},
+		LogName: "dashboard",
+		Down:    true,
+	}
+}
+
+// Defaults for the zero values of Slot.
+const (
+	DefaultUser  = "hermes"
+	DefaultFront = "/usr/local/bin/hermes"
+	DefaultShell = "/command/with-contenv sh"
+)
+
+func (s Slot) withDefaults() Slot {
+	if s.User == "" {
+		s.User = DefaultUser
+	}
+	if s.Front == "" {
+		s.Front = DefaultFront
+	}
+	if s.Shell == "" {
+		s.Shell = DefaultShell
+	}
+	if s.LogName == "" {
+		s.LogName = s.Name
+	}
+	return s
+}
+
+// Validate reports what is wrong with a slot description.
+func (s Slot) Validate() error {
+	if s.Name == "" || strings.ContainsAny(s.Name, "/\x00") || s.Name[0] == '.' {
+		return fmt.Errorf("render: invalid slot name %q", s.Name)
+	}
+	if len(s.Command) == 0 {
+		return fmt.Errorf("render: slot %s: empty command", s.Name)
+	}
+	if strings.ContainsAny(s.LogName, "/\x00") || strings.HasPrefix(s.LogName, ".") {
+		return fmt.Errorf("render: slot %s: invalid log name %q", s.Name, s.LogName)
+	}
+	for k := range s.Env {
+		if !isEnvName(k) {
+			return fmt.Errorf("render: slot %s: invalid environment variable name %q", s.Name, k)
+		}
+	}
+	for _, a := range s.Command {
+		if a.Env != "" && !isEnvName(a.Env) {
+			return fmt.Errorf("render: slot %s: invalid environment variable name %q", s.Name, a.Env)
+		}
+	}
+	return nil
+}
+
+func isEnvName(k string) bool {
+	if k == "" || (k[0] >= '0' && k[0] <= '9') {
+		return false
+	}
+	for _, c := range k {
+		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// Quote returns s as one POSIX sh word that expands to exactly s.
+func Quote(s string) string {
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
+}
+
+// File is one rendered file of a service directory.
+type File struct {
+	Path string // relative to the service directory
+	Mode fs.FileMode
+	Data []byte
+}
+
+// Files renders the service directory of s, in s6 scandir layout (the logger
+// in log/). Deterministic: the same slot always gives the same bytes.
+func Files(s Slot) ([]File, error) {
+	if err := s.Validate(); err != nil {
+		return nil, err
+	}
+	s = s.withDefaults()
+	run, err := execute(runTmpl, s)
+	if err != nil {
+		return nil, err
+	}
+	finish, err := execute(finishTmpl, s)
+	if err != nil {
+		return nil, err
+	}
+	logRun, err := execute(logRunTmpl, s)
+	if err != nil {
+		return nil, err
+	}
+	files := []File{
+		{"type", 0o644, []byte("longrun\n")},
+		{"run", 0o755, run},
+		{"finish", 0o755, finish},
+		{"log/type", 0o644, []byte("longrun\n")},
+		{"log/run", 0o755, logRun},
+	}
+	if s.Down {
+		files = append(files, File{"down", 0o644, nil})
+	}
+	return files, nil
+}
+
+// Write renders s into dir (created if missing). Existing rendered files are
+// replaced; anything else in dir (supervise/, event/) is left alone, and a
+// stale down marker is removed when the slot is not down.
+func Write(dir string, s Slot) error {
+	files, err := Files(s)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		p := filepath.Join(dir, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("render: %w", err)
+		}
+		if err := writeFile(p, f.Data, f.Mode); err != nil {
+			return err
+		}
+	}
+	if !s.Down {
+		if err := os.Remove(filepath.Join(dir, "down")); err != nil && !os.IsNotExist(err) {
+			return fmt.Errorf("render: %w", err)
+		}
+	}
+	return nil
+}
+
+// writeFile replaces p atomically so a supervisor never runs half a script.
+func writeFile(p string, data []byte, mode fs.FileMode) error {
+	tmp := filepath.Join(filepath.Dir(p), "."+filepath.Base(p)+".render")
+	if err := os.WriteFile(tmp, data, mode); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	if err := os.Chmod(tmp, mode); err != nil {
+		return fmt.Errorf("render: %w", err)
+	}
+	if err := os.Rename(tmp, p); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("render: %w", err)
+	}
+	return nil
+}
+
+func execute(t *template.Template, s Slot) ([]byte, error) {
+	var b bytes.Buffer
+	if err := t.Execute(&b, s); err != nil {
+		return nil, fmt.Errorf("render: slot %s: %w", s.Name, err)
+	}
+	return b.Bytes(), nil
+}
+
+var funcs = template.FuncMap{
+	"q": Quote,
+	"env": func(m map[string]string) []string {
+		keys := make([]string, 0, len(m))
+		for k := range m {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		lines := make([]string, len(keys))
+		for i, k := range keys {
+			lines[i] = "export " + k + "=" + Quote(m[k])
+		}
+		return lines
+	},
+	"word": func(a Arg) string {
+		if a.Env != "" {
+			return `"${` + a.Env + `:-` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`", "}", `\}`).Replace(a.Default) + `}"`
+		}
+		return Quote(a.Lit)
+	},
+	"profileArgs": func(p string) string {
+		if p == "" || p == "default" {
+			return ""
+		}
+		return " -p " + Quote(p)
+	},
+	"exitConfig": func() int { return ExitConfig },
+}
+
+var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(`#!{{.Shell}}
+# {{.Name}}: rendered by render-run; do not edit.
+exec 2>&1
+export {{"HERMES_S6_SUPERVISED_CHILD"}}=1
+{{- range env .Env}}
+{{.}}
+{{- end}}
+cd "${HERMES_HOME:-/opt/data}" || exit 111
+if [ "$(id -u)" -eq 0 ]; then
+  set -- s6-setuidgid {{q .User}}
+else
+  set --
+fi
+exec "$@" {{q .Front}}{{profileArgs .Profile}}{{range .Command}} {{word .}}{{end}}
+`))
+
+var finishTmpl = template.Must(template.New("finish").Funcs(funcs).Parse(`#!/bin/sh
+# {{.Name}}: rendered by render-run; do not edit.
+# s6-supervise passes the exit code ($1, 256 when killed) and the signal ($2).
+if [ "$1" -eq {{exitConfig}} ]; then
+  echo "{{.Name}}: fatal configuration error (exit {{exitConfig}}); not restarting until started again" >&2
+  exit 125
+fi
+exit 0
+`))
+
+var logRunTmpl = template.Must(template.New("log/run").Funcs(funcs).Parse(`#!{{.Shell}}
+# {{.Name}} logger: rendered by render-run; do not edit.
+# One copy to docker logs, one timestamped and rotated under $HERMES_HOME.
+dir="${HERMES_HOME:-/opt/data}/logs/gateways/"{{q .LogName}}
+if [ "$(id -u)" -eq 0 ]; then
+  set -- s6-setuidgid {{q .User}}
+else
+  set --
+fi
+"$@" mkdir -p "$dir" || dir=/dev/null
+[ "$dir" = /dev/null ] && exec "$@" s6-log -- 1
+exec "$@" s6-log -- 1 T s1048576 n10 "$dir"
+`))

@@ -1,0 +1,186 @@
+package render
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/golden"
+)
+
+func goldenSlots() map[string]Slot {
+	work := GatewaySlot("work")
+	work.Env = map[string]string{
+		"API_SERVER_PORT": "8650",
+		"ODD":             "it's $HOME `id` \"q\"\nline2 \\",
+	}
+	up := GatewaySlot("default")
+	up.Down = false
+	return map[string]Slot{
+		"gateway-default": GatewaySlot("default"),
+		"gateway-up":      up,
+		"gateway-work":    work,
+		"dashboard":       DashboardSlot(),
+	}
+}
+
+func TestGoldenFiles(t *testing.T) {
+	for name, slot := range goldenSlots() {
+		t.Run(name, func(t *testing.T) {
+			files, err := Files(slot)
+			assert.NilError(t, err)
+			var paths []string
+			for _, f := range files {
+				paths = append(paths, f.Path)
+				golden.Assert(t, string(f.Data), filepath.Join(name, strings.ReplaceAll(f.Path, "/", "_")+".golden"))
+			}
+			want := []string{"type", "run", "finish", "log/type", "log/run"}
+			if slot.Down {
+				want = append(want, "down")
+			}
+			assert.DeepEqual(t, paths, want)
+		})
+	}
+}
+
+func TestEveryRunScriptExportsTheRecursionGuard(t *testing.T) {
+	for name, slot := range goldenSlots() {
+		files, err := Files(slot)
+		assert.NilError(t, err)
+		run := string(files[1].Data)
+		assert.Check(t, is.Contains(run, "\nexport HERMES_S6_SUPERVISED_CHILD=1\n"), name)
+	}
+}
+
+func TestGatewayRunScriptRunsTheProfileWithReplace(t *testing.T) {
+	files, err := Files(GatewaySlot("work"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" '/usr/local/bin/hermes' -p 'work' 'gateway' 'run' '--replace'\n"))
+	files, err = Files(GatewaySlot("default"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" '/usr/local/bin/hermes' 'gateway' 'run' '--replace'\n"))
+}
+
+func TestValidateRejectsBadSlots(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		slot Slot
+		want string
+	}{
+		{"empty name", Slot{Command: Lit("x")}, "invalid slot name"},
+		{"slash", Slot{Name: "a/b", Command: Lit("x")}, "invalid slot name"},
+		{"dot", Slot{Name: ".a", Command: Lit("x")}, "invalid slot name"},
+		{"no command", Slot{Name: "a"}, "empty command"},
+		{"env name", Slot{Name: "a", Command: Lit("x"), Env: map[string]string{"A-B": "1"}}, "invalid environment variable name"},
+		{"arg env", Slot{Name: "a", Command: []Arg{{Env: "1X"}}}, "invalid environment variable name"},
+		{"log name", Slot{Name: "a", Command: Lit("x"), LogName: "../x"}, "invalid log name"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			dir := t.TempDir()
+			err := Write(filepath.Join(dir, "svc"), tc.slot)
+			assert.ErrorContains(t, err, tc.want)
+			_, statErr := os.Stat(filepath.Join(dir, "svc"))
+			assert.Check(t, os.IsNotExist(statErr), "nothing may be written for a bad slot")
+		})
+	}
+}
+
+func TestWriteKeepsSupervisorStateAndTogglesDown(t *testing.T) {
+	dir := t.TempDir()
+	slot := GatewaySlot("default")
+	assert.NilError(t, Write(dir, slot))
+	assert.NilError(t, os.MkdirAll(filepath.Join(dir, "supervise"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "supervise", "status"), []byte("x"), 0o644))
+	_, err := os.Stat(filepath.Join(dir, "down"))
+	assert.NilError(t, err)
+
+	slot.Down = false
+	assert.NilError(t, Write(dir, slot))
+	_, err = os.Stat(filepath.Join(dir, "down"))
+	assert.Check(t, os.IsNotExist(err), "down marker must go when the slot is not down")
+	_, err = os.Stat(filepath.Join(dir, "supervise", "status"))
+	assert.NilError(t, err, "re-rendering must not touch supervise/")
+	st, err := os.Stat(filepath.Join(dir, "run"))
+	assert.NilError(t, err)
+	assert.Equal(t, st.Mode().Perm(), os.FileMode(0o755))
+	leftovers, _ := filepath.Glob(filepath.Join(dir, ".*.render"))
+	assert.Check(t, is.Len(leftovers, 0))
+}
+
+func TestDashboardArgsExpandFromEnvironment(t *testing.T) {
+	files, err := Files(DashboardSlot())
+	assert.NilError(t, err)
+	run := string(files[1].Data)
+	assert.Check(t, is.Contains(run, `"${HERMES_DASHBOARD_HOST:-127.0.0.1}"`))
+	assert.Check(t, is.Contains(run, `"${HERMES_DASHBOARD_PORT:-9119}"`))
+}
+
+// TestFinishMapsExitConfigTo125 runs the rendered finish script with the
+// arguments s6-supervise gives it.
+func TestFinishMapsExitConfigTo125(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, Write(dir, GatewaySlot("default")))
+	for _, tc := range []struct {
+		args []string
+		want int
+	}{
+		{[]string{"78", "0"}, 125},
+		{[]string{"1", "0"}, 0},
+		{[]string{"0", "0"}, 0},
+		{[]string{"256", "15"}, 0}, // SIGTERM during startup: restart, never permanently down
+		{[]string{"143", "0"}, 0},
+		{[]string{"256", "9"}, 0},
+	} {
+		cmd := exec.Command(filepath.Join(dir, "finish"), tc.args...)
+		err := cmd.Run()
+		code := 0
+		if ee, ok := err.(*exec.ExitError); ok {
+			code = ee.ExitCode()
+		} else {
+			assert.NilError(t, err)
+		}
+		assert.Check(t, is.Equal(code, tc.want), "finish %v", tc.args)
+	}
+}
+
+// shellEcho expands the rendered export of value through /bin/sh.
+func shellEcho(t testing.TB, value string) string {
+	files, err := Files(Slot{Name: "x", Command: Lit("true"), Env: map[string]string{"V": value}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	// A value with newlines spans several lines: take the whole export.
+	run := string(files[1].Data)
+	start := strings.Index(run, "export V=")
+	end := strings.Index(run[start:], "\ncd ")
+	export := run[start : start+end]
+	out, err := exec.Command("/bin/sh", "-c", export+"\nprintf %s \"$V\"").Output()
+	if err != nil {
+		t.Fatalf("sh: %v", err)
+	}
+	return string(out)
+}
+
+func TestEnvQuotingRoundTrips(t *testing.T) {
+	for _, v := range []string{"", "plain", "it's", `"$HOME"`, "`id`", "a\nb\n", `\`, "$(touch /tmp/pwned)", "'; exit 1; '"} {
+		assert.Equal(t, shellEcho(t, v), v)
+	}
+}
+
+func FuzzEnvQuotingRoundTrips(f *testing.F) {
+	for _, s := range []string{"", "a b", "it's", "$x", "`x`", "\n", `\\`, "\xff\xfe"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, v string) {
+		if strings.ContainsRune(v, 0) {
+			t.Skip("environment values cannot hold NUL")
+		}
+		if got := shellEcho(t, v); got != v {
+			t.Fatalf("round trip through /bin/sh: got %q, want %q", got, v)
+		}
+	})
+}
