@@ -39,6 +39,12 @@ type gateway struct {
 }
 
 func runGateway(p profile, args []string, stdout, stderr io.Writer) error {
+	// Catch signals first: a SIGTERM at any time after exec, even before
+	// the start line, must mean a clean stop rather than death by signal.
+	sigs := make(chan os.Signal, 1)
+	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
+	defer signal.Stop(sigs)
+
 	replace, err := parseGatewayRunArgs(args, stderr)
 	if err != nil {
 		return err
@@ -47,13 +53,6 @@ func runGateway(p profile, args []string, stdout, stderr io.Writer) error {
 	if err != nil {
 		return prefixed(p, err)
 	}
-
-	// Catch signals before anything a supervisor could observe: a SIGTERM
-	// right after the start line must still mean a clean stop.
-	sigs := make(chan os.Signal, 1)
-	signal.Notify(sigs, syscall.SIGTERM, syscall.SIGINT)
-	defer signal.Stop(sigs)
-
 	if replace {
 		if err := replacePrevious(g.pidPath, g.log); err != nil {
 			return prefixed(p, &exitError{code: exitFailure, err: err})
@@ -213,7 +212,7 @@ func (g *gateway) crashNow(srv *http.Server, req crashRequest) error {
 		select {} // SIGKILL cannot be caught; wait for it to land
 	}
 	srv.Close()
-	return failf(exitFailure, "simulated crash requested via POST /debug/crash, exiting with code %d", exitCrash)
+	return failf(exitCrash, "simulated crash requested via POST /debug/crash, exiting with code %d", exitCrash)
 }
 
 func (g *gateway) handler() http.Handler {

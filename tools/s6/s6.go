@@ -1,0 +1,357 @@
+// Package s6 manages Hermes slots on a running s6-svscan: it detects s6 as
+// PID 1, registers and unregisters service directories atomically, drives
+// them with s6-svc and reads their state with s6-svstat.
+package s6
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/hermes-agent/hermes-s6/tools/render"
+)
+
+// DefaultScanDir is the scan directory of s6-overlay and of the debian stage layer.
+const DefaultScanDir = "/run/service"
+
+// Manager drives the slots of one scan directory.
+type Manager struct {
+	ScanDir string
+	// BinDir holds the s6 binaries; empty means look them up in PATH.
+	BinDir string
+	// Timeout bounds every wait (default 10 s).
+	Timeout time.Duration
+	// Group, when >= 0, is the group given control of the slots it registers
+	// (the hermes user controls its slots without root).
+	Group int
+}
+
+// New returns a Manager for scanDir with the defaults.
+func New(scanDir string) *Manager {
+	return &Manager{ScanDir: scanDir, Timeout: 10 * time.Second, Group: -1}
+}
+
+// Error is an s6 command that failed.
+type Error struct {
+	Cmd    string
+	Code   int
+	Output string
+}
+
+func (e *Error) Error() string {
+	msg := fmt.Sprintf("%s failed with exit code %d", e.Cmd, e.Code)
+	if out := strings.TrimSpace(e.Output); out != "" {
+		msg += ": " + out
+	}
+	return msg
+}
+
+// ErrNoSlot is returned for a slot that is not registered.
+var ErrNoSlot = errors.New("no such slot")
+
+// ErrExists is returned when registering a slot that is already registered.
+var ErrExists = errors.New("slot already registered")
+
+func (m *Manager) bin(name string) string {
+	if m.BinDir != "" {
+		return filepath.Join(m.BinDir, name)
+	}
+	return name
+}
+
+func (m *Manager) timeout() time.Duration {
+	if m.Timeout <= 0 {
+		return 10 * time.Second
+	}
+	return m.Timeout
+}
+
+func (m *Manager) run(name string, args ...string) (string, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), m.timeout()+5*time.Second)
+	defer cancel()
+	out, err := exec.CommandContext(ctx, m.bin(name), args...).CombinedOutput()
+	if err != nil {
+		code := -1
+		var ee *exec.ExitError
+		if errors.As(err, &ee) {
+			code = ee.ExitCode()
+		} else {
+			return string(out), fmt.Errorf("%s: %w", name, err)
+		}
+		return string(out), &Error{Cmd: name + " " + strings.Join(args, " "), Code: code, Output: string(out)}
+	}
+	return string(out), nil
+}
+
+// Dir is the service directory of slot name.
+func (m *Manager) Dir(name string) string { return filepath.Join(m.ScanDir, name) }
+
+// Exists reports whether slot name is registered.
+func (m *Manager) Exists(name string) bool {
+	st, err := os.Stat(m.Dir(name))
+	return err == nil && st.IsDir()
+}
+
+// Slots lists the registered slot names (dot directories excluded).
+func (m *Manager) Slots() ([]string, error) {
+	entries, err := os.ReadDir(m.ScanDir)
+	if err != nil {
+		return nil, err
+	}
+	var names []string
+	for _, e := range entries {
+		if strings.HasPrefix(e.Name(), ".") {
+			continue
+		}
+		if st, err := os.Stat(filepath.Join(m.ScanDir, e.Name())); err == nil && st.IsDir() {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+func (m *Manager) mustExist(name string) error {
+	if !m.Exists(name) {
+		return fmt.Errorf("%w %q in %s", ErrNoSlot, name, m.ScanDir)
+	}
+	return nil
+}
+
+// Register renders slot in a dot-prefixed temporary directory (ignored by
+// s6-svscan), renames it into place and asks s6-svscan to pick it up. If
+// anything fails, nothing is left behind. Exactly one of two concurrent
+// registrations of the same slot succeeds; the other gets ErrExists.
+func (m *Manager) Register(slot render.Slot) error {
+	if err := slot.Validate(); err != nil {
+		return err
+	}
+	final := m.Dir(slot.Name)
+	if m.Exists(slot.Name) {
+		return fmt.Errorf("%w: %s", ErrExists, slot.Name)
+	}
+	tmp, err := os.MkdirTemp(m.ScanDir, "."+slot.Name+".new-")
+	if err != nil {
+		return fmt.Errorf("register %s: %w", slot.Name, err)
+	}
+	cleanup := func() { os.RemoveAll(tmp) }
+	if err := os.Chmod(tmp, 0o755); err != nil {
+		cleanup()
+		return fmt.Errorf("register %s: %w", slot.Name, err)
+	}
+	if err := render.Write(tmp, slot); err != nil {
+		cleanup()
+		return fmt.Errorf("register %s: %w", slot.Name, err)
+	}
+	if err := PrepareControl(tmp, m.Group); err != nil {
+		cleanup()
+		return fmt.Errorf("register %s: %w", slot.Name, err)
+	}
+	// RENAME_NOREPLACE: of two concurrent registrations exactly one wins,
+	// and s6-svscan never sees a half-written directory.
+	if err := renameNoReplace(tmp, final); err != nil {
+		cleanup()
+		if errors.Is(err, os.ErrExist) {
+			return fmt.Errorf("%w: %s", ErrExists, slot.Name)
+		}
+		return fmt.Errorf("register %s: %w", slot.Name, err)
+	}
+	if err := m.Rescan(); err != nil {
+		os.RemoveAll(final)
+		return fmt.Errorf("register %s: %w", slot.Name, err)
+	}
+	return m.waitSupervised(slot.Name)
+}
+
+// PrepareControl creates supervise/ and event/ (for the service and its
+// logger) before s6-supervise starts, so that members of group gid (>= 0)
+// can control and watch the slot: s6-supervise keeps existing fifos.
+func PrepareControl(dir string, gid int) error {
+	for _, d := range []string{dir, filepath.Join(dir, "log")} {
+		if _, err := os.Stat(d); err != nil {
+			continue
+		}
+		if err := prepareOne(d, gid); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func prepareOne(dir string, gid int) error {
+	sup := filepath.Join(dir, "supervise")
+	ev := filepath.Join(dir, "event")
+	if err := os.MkdirAll(sup, 0o755); err != nil {
+		return err
+	}
+	if err := os.MkdirAll(ev, 0o755); err != nil {
+		return err
+	}
+	ctl := filepath.Join(sup, "control")
+	if _, err := os.Lstat(ctl); errors.Is(err, os.ErrNotExist) {
+		if err := mkfifo(ctl, 0o600); err != nil {
+			return fmt.Errorf("mkfifo %s: %w", ctl, err)
+		}
+	}
+	return GrantGroup(dir, gid)
+}
+
+// GrantGroup gives group gid control of the service directory dir (as
+// s6-svperms does): status readable, control writable, event subscribable.
+// A negative gid changes nothing.
+func GrantGroup(dir string, gid int) error {
+	if gid < 0 {
+		return nil
+	}
+	for _, c := range []struct {
+		path string
+		mode os.FileMode
+	}{
+		{filepath.Join(dir, "supervise"), 0o750},
+		{filepath.Join(dir, "supervise", "control"), 0o660},
+		{filepath.Join(dir, "event"), os.ModeSetgid | os.ModeSticky | 0o730},
+	} {
+		if _, err := os.Lstat(c.path); err != nil {
+			continue
+		}
+		if err := os.Lchown(c.path, -1, gid); err != nil {
+			return fmt.Errorf("chgrp %s: %w", c.path, err)
+		}
+		if err := os.Chmod(c.path, c.mode); err != nil {
+			return fmt.Errorf("chmod %s: %w", c.path, err)
+		}
+	}
+	return nil
+}
+
+// Rescan asks s6-svscan to scan now (and forget vanished services).
+func (m *Manager) Rescan() error {
+	_, err := m.run("s6-svscanctl", "-an", m.ScanDir)
+	return err
+}
+
+func (m *Manager) waitSupervised(name string) error {
+	deadline := time.Now().Add(m.timeout())
+	for {
+		if _, err := m.run("s6-svok", m.Dir(name)); err == nil {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("register %s: s6-supervise did not start within %s", name, m.timeout())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// Unregister brings slot name down, waits for it, removes its directory
+// and lets s6-svscan forget it.
+func (m *Manager) Unregister(name string) error {
+	if err := m.mustExist(name); err != nil {
+		return err
+	}
+	if err := m.Stop(name, true); err != nil {
+		return err
+	}
+	dir := m.Dir(name)
+	gone, err := os.MkdirTemp(m.ScanDir, "."+name+".gone-")
+	if err != nil {
+		return fmt.Errorf("unregister %s: %w", name, err)
+	}
+	os.Remove(gone)
+	if err := os.Rename(dir, gone); err != nil {
+		return fmt.Errorf("unregister %s: %w", name, err)
+	}
+	if err := m.Rescan(); err != nil {
+		return fmt.Errorf("unregister %s: %w", name, err)
+	}
+	// s6-svscan now stops the supervisors of the vanished service and its
+	// logger; wait until they have released their locks.
+	deadline := time.Now().Add(m.timeout())
+	for _, d := range []string{gone, filepath.Join(gone, "log")} {
+		for {
+			if _, err := os.Stat(d); err != nil {
+				break
+			}
+			if _, err := m.run("s6-svok", d); err != nil {
+				break
+			}
+			if time.Now().After(deadline) {
+				return fmt.Errorf("unregister %s: supervisor still running after %s", name, m.timeout())
+			}
+			time.Sleep(20 * time.Millisecond)
+		}
+	}
+	if err := os.RemoveAll(gone); err != nil {
+		return fmt.Errorf("unregister %s: %w", name, err)
+	}
+	return nil
+}
+
+// Start brings slot name up (s6-svc -u).
+func (m *Manager) Start(name string) error {
+	if err := m.mustExist(name); err != nil {
+		return err
+	}
+	_, err := m.run("s6-svc", "-u", m.Dir(name))
+	return err
+}
+
+// Stop brings slot name down (s6-svc -d), waiting for it when wait is set.
+func (m *Manager) Stop(name string, wait bool) error {
+	if err := m.mustExist(name); err != nil {
+		return err
+	}
+	if !wait {
+		_, err := m.run("s6-svc", "-d", m.Dir(name))
+		return err
+	}
+	ms := strconv.FormatInt(m.timeout().Milliseconds(), 10)
+	_, err := m.run("s6-svc", "-wD", "-T", ms, "-d", m.Dir(name))
+	if err != nil {
+		// Not running at all is not an error for a stop.
+		if st, serr := m.Status(name); serr == nil && !st.Up {
+			return nil
+		}
+	}
+	return err
+}
+
+// MarkDown makes the slot down now and at the next supervisor start.
+func (m *Manager) MarkDown(name string) error {
+	if err := m.mustExist(name); err != nil {
+		return err
+	}
+	f, err := os.OpenFile(filepath.Join(m.Dir(name), "down"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err != nil {
+		return err
+	}
+	f.Close()
+	_, err = m.run("s6-svc", "-d", m.Dir(name))
+	return err
+}
+
+// Restart restarts slot name: a running slot gets a new process, a down
+// slot is started.
+func (m *Manager) Restart(name string) error {
+	st, err := m.Status(name)
+	if err != nil {
+		return err
+	}
+	if st.Up && st.WantUp {
+		_, err = m.run("s6-svc", "-r", m.Dir(name))
+		return err
+	}
+	return m.Start(name)
+}
+
+// WaitUp waits until slot name is up.
+func (m *Manager) WaitUp(name string) error {
+	ms := strconv.FormatInt(m.timeout().Milliseconds(), 10)
+	_, err := m.run("s6-svwait", "-u", "-t", ms, m.Dir(name))
+	return err
+}
