@@ -310,3 +310,49 @@ fi
 [ "$dir" = /dev/null ] && exec "$@" s6-log -- 1
 exec "$@" s6-log -- 1 T s1048576 n10 "$dir"
 `))
+
+// S6RCFiles renders s in s6-rc source layout, for
+// /etc/s6-overlay/s6-rc.d: the service NAME (producer-for NAME-log) and its
+// logger NAME-log (consumer-for NAME). Paths are relative to the s6-rc.d
+// directory. Whether the slot starts at boot is the user bundle's business,
+// so there is no down marker.
+func S6RCFiles(s Slot) ([]File, error) {
+	files, err := Files(s)
+	if err != nil {
+		return nil, err
+	}
+	logName := s.Name + "-log"
+	var out []File
+	for _, f := range files {
+		switch {
+		case f.Path == "down":
+		case strings.HasPrefix(f.Path, "log/"):
+			out = append(out, File{logName + "/" + strings.TrimPrefix(f.Path, "log/"), f.Mode, f.Data})
+		default:
+			out = append(out, File{s.Name + "/" + f.Path, f.Mode, f.Data})
+		}
+	}
+	return append(out,
+		File{s.Name + "/producer-for", 0o644, []byte(logName + "\n")},
+		File{logName + "/consumer-for", 0o644, []byte(s.Name + "\n")},
+		File{logName + "/pipeline-name", 0o644, []byte(s.Name + "-pipeline\n")},
+	), nil
+}
+
+// WriteS6RC writes S6RCFiles(s) under the s6-rc.d directory rcd.
+func WriteS6RC(rcd string, s Slot) error {
+	files, err := S6RCFiles(s)
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		p := filepath.Join(rcd, f.Path)
+		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+			return fmt.Errorf("render: %w", err)
+		}
+		if err := writeFile(p, f.Data, f.Mode); err != nil {
+			return err
+		}
+	}
+	return nil
+}

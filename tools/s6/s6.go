@@ -123,11 +123,25 @@ func (m *Manager) mustExist(name string) error {
 	return nil
 }
 
-// Register renders slot in a dot-prefixed temporary directory (ignored by
-// s6-svscan), renames it into place and asks s6-svscan to pick it up. If
-// anything fails, nothing is left behind. Exactly one of two concurrent
-// registrations of the same slot succeeds; the other gets ErrExists.
+// Register installs slot, asks s6-svscan to pick it up and waits until it
+// is supervised. If anything fails, nothing is left behind.
 func (m *Manager) Register(slot render.Slot) error {
+	if err := m.Install(slot); err != nil {
+		return err
+	}
+	if err := m.Rescan(); err != nil {
+		os.RemoveAll(m.Dir(slot.Name))
+		return fmt.Errorf("register %s: %w", slot.Name, err)
+	}
+	return m.WaitSupervised(slot.Name)
+}
+
+// Install renders slot in a dot-prefixed temporary directory (ignored by
+// s6-svscan) and renames it into place, without a rescan: many slots can be
+// installed, then one Rescan. If anything fails, nothing is left behind.
+// Exactly one of two concurrent installs of the same slot succeeds; the
+// other gets ErrExists.
+func (m *Manager) Install(slot render.Slot) error {
 	if err := slot.Validate(); err != nil {
 		return err
 	}
@@ -161,11 +175,7 @@ func (m *Manager) Register(slot render.Slot) error {
 		}
 		return fmt.Errorf("register %s: %w", slot.Name, err)
 	}
-	if err := m.Rescan(); err != nil {
-		os.RemoveAll(final)
-		return fmt.Errorf("register %s: %w", slot.Name, err)
-	}
-	return m.waitSupervised(slot.Name)
+	return nil
 }
 
 // PrepareControl creates supervise/ and event/ (for the service and its
@@ -235,7 +245,8 @@ func (m *Manager) Rescan() error {
 	return err
 }
 
-func (m *Manager) waitSupervised(name string) error {
+// WaitSupervised waits until s6-supervise runs for slot name.
+func (m *Manager) WaitSupervised(name string) error {
 	deadline := time.Now().Add(m.timeout())
 	for {
 		if _, err := m.run("s6-svok", m.Dir(name)); err == nil {
@@ -354,4 +365,16 @@ func (m *Manager) WaitUp(name string) error {
 	ms := strconv.FormatInt(m.timeout().Milliseconds(), 10)
 	_, err := m.run("s6-svwait", "-u", "-t", ms, m.Dir(name))
 	return err
+}
+
+// UnderPID1 reports whether s6-svscan is PID 1 and supervises scanDir: what
+// PID 1 is (its comm in procRoot, normally /proc) and that s6's runtime
+// control directory exists. No container heuristics.
+func UnderPID1(procRoot, scanDir string) bool {
+	comm, err := os.ReadFile(filepath.Join(procRoot, "1", "comm"))
+	if err != nil || strings.TrimSpace(string(comm)) != "s6-svscan" {
+		return false
+	}
+	st, err := os.Stat(filepath.Join(scanDir, ".s6-svscan"))
+	return err == nil && st.IsDir()
 }

@@ -1,0 +1,187 @@
+# hermes-s6: the Hermes agent gateway image with s6 as PID 1.
+# Built with `docker buildx bake` (see docker-bake.hcl). No `# syntax=` line:
+# the Dockerfile frontend built into BuildKit is used, so builds work offline.
+
+ARG BASE_IMAGE=debian:trixie-slim
+ARG S6_SOURCE=release
+ARG HERMES_AGENT=real
+
+# ---------------------------------------------------------------- base
+FROM ${BASE_IMAGE} AS base
+
+# ---------------------------------------------------------------- Go toolchain
+# Debian's Go bootstraps the exact toolchain go.mod names, fetched from the
+# Go module proxy (GOTOOLCHAIN=auto). Runs on the build platform.
+FROM --platform=$BUILDPLATFORM base AS go
+ARG GOPROXY=https://proxy.golang.org,direct
+ENV GOPROXY=${GOPROXY} GOTOOLCHAIN=auto GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
+    GOMODCACHE=/go/pkg/mod GOCACHE=/root/.cache/go-build
+RUN --mount=type=cache,id=apt-cache-$BUILDPLATFORM,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=apt-lists-$BUILDPLATFORM,target=/var/lib/apt/lists,sharing=locked <<EOT
+set -eu
+rm -f /etc/apt/apt.conf.d/docker-clean
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends golang-go ca-certificates >/dev/null
+EOT
+WORKDIR /src
+COPY go.mod go.sum ./
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    --mount=type=cache,target=/root/go/pkg/mod go version
+
+# ---------------------------------------------------------------- Go tools
+# Static binaries for the target platform, cross-compiled (no emulation).
+FROM go AS tools
+ARG TARGETOS TARGETARCH
+COPY tools/ tools/
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    --mount=type=cache,target=/root/go/pkg/mod <<EOT
+set -eu
+GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/ \
+  ./tools/cmd/hermes-s6 ./tools/cmd/hermes-agent-standin
+EOT
+
+# ---------------------------------------------------------------- rendered rootfs
+# The tree copied into the image, with the run scripts of gateway-default and
+# dashboard rendered by render-run (never hand-written).
+FROM go AS rootfs
+COPY tools/ tools/
+COPY --chmod=0755 rootfs/ /out/
+RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
+    --mount=type=cache,target=/root/go/pkg/mod \
+    go run ./tools/cmd/hermes-s6 render-run -out /out/etc/s6-overlay/s6-rc.d gateway-default dashboard
+
+# ---------------------------------------------------------------- s6: release tarballs
+# The official s6-overlay tarballs. Replace this stage with a local folder
+# holding the same file names (named context `s6-tarballs`) to build from a
+# mirror without network; they are checksum-verified either way.
+FROM scratch AS s6-tarballs
+ARG S6_OVERLAY_BASE_URL=https://github.com/just-containers/s6-overlay/releases/download
+ARG S6_OVERLAY_VERSION=3.2.3.0
+ADD ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz \
+    ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-x86_64.tar.xz \
+    ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-aarch64.tar.xz \
+    ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-noarch.tar.xz \
+    ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-arch.tar.xz /
+
+FROM --platform=$BUILDPLATFORM base AS s6-release-files
+ARG TARGETARCH
+ARG S6_OVERLAY_VERSION=3.2.3.0
+ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
+ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
+ARG S6_OVERLAY_AARCH64_SHA256=0952056ff913482163cc30e35b2e944b507ba1025d78f5becbb89367bf344581
+ARG S6_OVERLAY_SYMLINKS_NOARCH_SHA256=a60dc5235de3ecbcf874b9c1f18d73263ab99b289b9329aa950e8729c4789f0e
+ARG S6_OVERLAY_SYMLINKS_ARCH_SHA256=8e8407a0cf84fd8884cc7de52049bdce71bf3993f07cbaa2a7c8cebc9581d805
+RUN --mount=type=cache,id=apt-cache-$BUILDPLATFORM,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=apt-lists-$BUILDPLATFORM,target=/var/lib/apt/lists,sharing=locked <<EOT
+set -eu
+rm -f /etc/apt/apt.conf.d/docker-clean
+command -v xz >/dev/null || { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends xz-utils >/dev/null; }
+EOT
+RUN --mount=from=s6-tarballs,target=/tarballs <<EOT
+set -eu
+case "$TARGETARCH" in
+  amd64) arch=x86_64 sum=$S6_OVERLAY_X86_64_SHA256 ;;
+  arm64) arch=aarch64 sum=$S6_OVERLAY_AARCH64_SHA256 ;;
+  *) echo "s6-overlay: unsupported TARGETARCH '$TARGETARCH': release tarballs exist for amd64 (x86_64) and arm64 (aarch64)" >&2; exit 1 ;;
+esac
+cat >/tmp/sums <<SUMS
+$S6_OVERLAY_NOARCH_SHA256  s6-overlay-noarch.tar.xz
+$sum  s6-overlay-$arch.tar.xz
+$S6_OVERLAY_SYMLINKS_NOARCH_SHA256  s6-overlay-symlinks-noarch.tar.xz
+$S6_OVERLAY_SYMLINKS_ARCH_SHA256  s6-overlay-symlinks-arch.tar.xz
+SUMS
+cd /tarballs
+if ! sha256sum --strict -c /tmp/sums >/tmp/check 2>&1; then
+  echo "s6-overlay ${S6_OVERLAY_VERSION}: checksum verification FAILED (refusing to unpack):" >&2
+  grep -v ': OK$' /tmp/check >&2
+  exit 1
+fi
+mkdir /s6root
+for t in noarch "$arch" symlinks-noarch symlinks-arch; do
+  tar -C /s6root -Jxpf "s6-overlay-$t.tar.xz"
+done
+EOT
+
+# ---------------------------------------------------------------- agent payloads
+# The real Hermes agent, from its source at a pinned ref (needs network).
+FROM base AS agent-real
+ARG HERMES_AGENT_REPO=https://github.com/NousResearch/hermes-agent
+ARG HERMES_AGENT_REF=main
+RUN --mount=type=cache,id=apt-cache-$TARGETPLATFORM,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=apt-lists-$TARGETPLATFORM,target=/var/lib/apt/lists,sharing=locked <<EOT
+set -eu
+rm -f /etc/apt/apt.conf.d/docker-clean
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+  python3 python3-venv git ca-certificates >/dev/null
+python3 -m venv /opt/hermes/venv
+/opt/hermes/venv/bin/pip install --no-cache-dir "git+${HERMES_AGENT_REPO}@${HERMES_AGENT_REF}"
+mkdir -p /opt/hermes/bin
+ln -s ../venv/bin/hermes /opt/hermes/bin/hermes-agent
+EOT
+
+# The stand-in agent (test and hermetic images only): a Go test double that
+# honours the agent's contract. See tools/standin.
+FROM base AS agent-standin
+COPY --link --from=tools /out/hermes-agent-standin /opt/hermes/bin/hermes-agent
+
+FROM agent-${HERMES_AGENT} AS with-agent
+
+# ---------------------------------------------------------------- s6 layer
+FROM with-agent AS s6-release
+COPY --link --from=s6-release-files /s6root/ /
+
+# Debian's s6 + execline and this repo's small s6-overlay-compatible stage layer.
+FROM with-agent AS s6-debian
+RUN --mount=type=cache,id=apt-cache-$TARGETPLATFORM,target=/var/cache/apt,sharing=locked \
+    --mount=type=cache,id=apt-lists-$TARGETPLATFORM,target=/var/lib/apt/lists,sharing=locked <<EOT
+set -eu
+rm -f /etc/apt/apt.conf.d/docker-clean
+apt-get update -qq
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends s6 execline >/dev/null
+mkdir -p /command
+for b in /usr/bin/s6-* /usr/bin/execlineb; do ln -s "$b" /command/; done
+ln -s /usr/local/bin/hermes-s6 /init
+EOT
+COPY --link --chmod=0755 stage-debian/command/with-contenv /command/with-contenv
+
+# ---------------------------------------------------------------- final image
+FROM s6-${S6_SOURCE} AS image
+ARG VERSION=dev REVISION=unknown CREATED=1970-01-01T00:00:00Z
+ARG HERMES_AGENT
+ARG S6_SOURCE
+RUN <<EOT
+set -eu
+groupadd -g 10000 hermes
+useradd -u 10000 -g 10000 -d /opt/data -M -s /usr/sbin/nologin hermes
+mkdir -p /opt/data
+chown hermes:hermes /opt/data
+EOT
+COPY --link --from=tools /out/hermes-s6 /usr/local/bin/hermes-s6
+COPY --link --from=rootfs /out/ /
+RUN <<EOT
+set -eu
+for n in hermes hermes-entrypoint render-run hermes-setup hermes-reconcile hermes-watch hermes-slots-down; do
+  ln -s hermes-s6 "/usr/local/bin/$n"
+done
+EOT
+ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
+    HERMES_HOME=/opt/data \
+    HERMES_AGENT_BIN=/opt/hermes/bin/hermes-agent \
+    S6_CMD_ARG0=/usr/local/bin/hermes-entrypoint \
+    S6_KILL_GRACETIME=200 \
+    S6_VERBOSITY=1
+LABEL org.opencontainers.image.title="hermes-s6" \
+      org.opencontainers.image.description="Hermes agent gateway supervised by s6 (s6-overlay as PID 1)" \
+      org.opencontainers.image.licenses="MIT" \
+      org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.revision="${REVISION}" \
+      org.opencontainers.image.created="${CREATED}" \
+      io.hermes.s6.source="${S6_SOURCE}" \
+      io.hermes.agent="${HERMES_AGENT}"
+WORKDIR /opt/data
+VOLUME /opt/data
+EXPOSE 8642 9119
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["/usr/local/bin/hermes", "healthcheck"]
+ENTRYPOINT ["/init"]
+CMD ["gateway", "run"]

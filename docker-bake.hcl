@@ -1,0 +1,173 @@
+# docker buildx bake: the hermes-s6 images.
+#   docker buildx bake            production image (release s6-overlay, real agent)
+#   docker buildx bake hermetic   no registry, no GitHub: local base, Debian s6, stand-in agent
+#   docker buildx bake test       the hermetic image loaded into the engine as hermes-s6:test
+#   docker buildx bake release    multi-arch, attested, pushed to ${IMAGE}
+
+variable "BASE_IMAGE" {
+  default = "debian:trixie-slim"
+}
+# oci-layout:// context that replaces BASE_IMAGE in hermetic builds
+# (made by .ci/provision from mmdebstrap; must live under this directory).
+variable "BASE_CONTEXT" {
+  default = "oci-layout://.cache/base-oci:trixie"
+}
+variable "S6_SOURCE" {
+  default = "release"
+  validation {
+    condition     = contains(["release", "debian"], S6_SOURCE)
+    error_message = "S6_SOURCE must be \"release\" (s6-overlay tarballs) or \"debian\" (Debian's s6 + the stage layer)."
+  }
+}
+variable "S6_OVERLAY_VERSION" {
+  default = "3.2.3.0"
+}
+variable "S6_OVERLAY_BASE_URL" {
+  default = "https://github.com/just-containers/s6-overlay/releases/download"
+}
+variable "S6_OVERLAY_NOARCH_SHA256" {
+  default = "b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf"
+}
+variable "S6_OVERLAY_X86_64_SHA256" {
+  default = "a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563"
+}
+variable "S6_OVERLAY_AARCH64_SHA256" {
+  default = "0952056ff913482163cc30e35b2e944b507ba1025d78f5becbb89367bf344581"
+}
+variable "S6_OVERLAY_SYMLINKS_NOARCH_SHA256" {
+  default = "a60dc5235de3ecbcf874b9c1f18d73263ab99b289b9329aa950e8729c4789f0e"
+}
+variable "S6_OVERLAY_SYMLINKS_ARCH_SHA256" {
+  default = "8e8407a0cf84fd8884cc7de52049bdce71bf3993f07cbaa2a7c8cebc9581d805"
+}
+# A local folder with the s6-overlay tarballs (air-gapped mirror); empty:
+# download from S6_OVERLAY_BASE_URL. Checksums are verified either way.
+variable "S6_TARBALLS_CONTEXT" {
+  default = ""
+}
+# s6 source of the test image: "debian" here; "release" where the
+# s6-overlay tarballs can be downloaded or are given by S6_TARBALLS_CONTEXT.
+variable "TEST_S6_SOURCE" {
+  default = "debian"
+  validation {
+    condition     = contains(["release", "debian"], TEST_S6_SOURCE)
+    error_message = "TEST_S6_SOURCE must be \"release\" or \"debian\"."
+  }
+}
+variable "HERMES_AGENT_REPO" {
+  default = "https://github.com/NousResearch/hermes-agent"
+}
+variable "HERMES_AGENT_REF" {
+  default = "main"
+}
+variable "GOPROXY" {
+  default = "https://proxy.golang.org,direct"
+}
+variable "IMAGE" {
+  default = "hermes-s6"
+}
+variable "TAG" {
+  default = "dev"
+}
+variable "VERSION" {
+  default = "dev"
+}
+variable "REVISION" {
+  default = "unknown"
+}
+variable "SOURCE_DATE_EPOCH" {
+  default = "0"
+}
+variable "PLATFORMS" {
+  default = "linux/amd64,linux/arm64"
+  validation {
+    condition     = length([for p in split(",", PLATFORMS) : p if !contains(["linux/amd64", "linux/arm64"], trimspace(p))]) == 0
+    error_message = "PLATFORMS must be a comma-separated list of linux/amd64 and linux/arm64."
+  }
+}
+
+group "default" {
+  targets = ["image"]
+}
+
+target "_common" {
+  dockerfile = "Dockerfile"
+  context    = "."
+  target     = "image"
+  args = {
+    BASE_IMAGE                        = BASE_IMAGE
+    S6_OVERLAY_VERSION                = S6_OVERLAY_VERSION
+    S6_OVERLAY_BASE_URL               = S6_OVERLAY_BASE_URL
+    S6_OVERLAY_NOARCH_SHA256          = S6_OVERLAY_NOARCH_SHA256
+    S6_OVERLAY_X86_64_SHA256          = S6_OVERLAY_X86_64_SHA256
+    S6_OVERLAY_AARCH64_SHA256         = S6_OVERLAY_AARCH64_SHA256
+    S6_OVERLAY_SYMLINKS_NOARCH_SHA256 = S6_OVERLAY_SYMLINKS_NOARCH_SHA256
+    S6_OVERLAY_SYMLINKS_ARCH_SHA256   = S6_OVERLAY_SYMLINKS_ARCH_SHA256
+    HERMES_AGENT_REPO                 = HERMES_AGENT_REPO
+    HERMES_AGENT_REF                  = HERMES_AGENT_REF
+    GOPROXY                           = GOPROXY
+    VERSION                           = VERSION
+    REVISION                          = REVISION
+    CREATED                           = formatdate("YYYY-MM-DD'T'hh:mm:ssZ", timeadd("1970-01-01T00:00:00Z", "${SOURCE_DATE_EPOCH}s"))
+    SOURCE_DATE_EPOCH                 = SOURCE_DATE_EPOCH
+  }
+  contexts = S6_TARBALLS_CONTEXT == "" ? {} : { s6-tarballs = S6_TARBALLS_CONTEXT }
+  labels = {
+    "org.opencontainers.image.source" = "https://github.com/hermes-agent/hermes-s6"
+  }
+}
+
+# Production image: s6-overlay release tarballs, the real agent.
+target "image" {
+  inherits = ["_common"]
+  args = {
+    S6_SOURCE    = S6_SOURCE
+    HERMES_AGENT = "real"
+  }
+  tags = ["${IMAGE}:${TAG}"]
+}
+
+# Hermetic image: builds with no registry and no GitHub (Debian mirror and
+# Go module proxy only): the local base, Debian's s6, the stand-in agent.
+target "hermetic" {
+  inherits = ["_common"]
+  args = {
+    S6_SOURCE    = "debian"
+    HERMES_AGENT = "standin"
+  }
+  contexts = merge(
+    S6_TARBALLS_CONTEXT == "" ? {} : { s6-tarballs = S6_TARBALLS_CONTEXT },
+    BASE_CONTEXT == "" ? {} : { (BASE_IMAGE) = BASE_CONTEXT },
+  )
+  tags = ["${IMAGE}:hermetic"]
+}
+
+# The image the harness tests, loaded into the local engine as hermes-s6:test.
+target "test" {
+  inherits = ["hermetic"]
+  args = {
+    S6_SOURCE = TEST_S6_SOURCE
+  }
+  tags   = [TEST_S6_SOURCE == "debian" ? "hermes-s6:test" : "hermes-s6:test-${TEST_S6_SOURCE}"]
+  output = ["type=docker"]
+}
+
+group "release" {
+  targets = ["release"]
+}
+
+# Multi-arch, reproducible, attested; pushed to ${IMAGE}.
+target "release" {
+  inherits  = ["image"]
+  platforms = [for p in split(",", PLATFORMS) : trimspace(p)]
+  tags = compact([
+    "${IMAGE}:${VERSION}",
+    VERSION != "dev" ? "${IMAGE}:latest" : "",
+    REVISION != "unknown" ? "${IMAGE}:sha-${substr(REVISION, 0, 7)}" : "",
+  ])
+  attest = [
+    "type=provenance,mode=max",
+    "type=sbom",
+  ]
+  output = ["type=image,push=true,rewrite-timestamp=true"]
+}

@@ -1,0 +1,116 @@
+// Package entrypoint is the CMD wrapper (S6_CMD_ARG0): it restores the
+// container environment, refuses users other than root and hermes, drops
+// root to hermes and runs the CMD: nothing → `hermes`; an executable on PATH
+// → that executable; anything else → `hermes ARGS...`.
+package entrypoint
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"os/user"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/hermes-agent/hermes-s6/tools/stage"
+)
+
+// Front is the `hermes` command.
+const Front = "/usr/local/bin/hermes"
+
+// Plan is what the wrapper will exec.
+type Plan struct {
+	Path string
+	Argv []string
+}
+
+// Resolve maps the CMD to the program to exec.
+func Resolve(args []string, lookPath func(string) (string, error)) Plan {
+	if len(args) == 0 {
+		return Plan{Front, []string{"hermes"}}
+	}
+	if p, err := lookPath(args[0]); err == nil {
+		return Plan{p, args}
+	}
+	return Plan{Front, append([]string{"hermes"}, args...)}
+}
+
+// Identity is who the wrapper runs as and who it may become.
+type Identity struct {
+	UID, GID    int
+	HermesUID   int
+	HermesGID   int
+	HermesHome  string
+	HermesKnown bool
+}
+
+// CheckUser returns the clear refusal for a --user other than root/hermes.
+func CheckUser(id Identity) error {
+	if id.UID == 0 || (id.HermesKnown && id.UID == id.HermesUID) {
+		return nil
+	}
+	want := "10000:10000"
+	if id.HermesKnown {
+		want = fmt.Sprintf("%d:%d", id.HermesUID, id.HermesGID)
+	}
+	return fmt.Errorf("refusing to run as uid %d: run the container as root (the default; it drops to the hermes user) or as hermes (--user %s); remap hermes with HERMES_UID/HERMES_GID instead", id.UID, want)
+}
+
+// Main runs the wrapper; it returns only on error.
+func Main(args []string) int {
+	env := os.Environ()
+	if os.Getenv("S6_KEEP_ENV") == "" || os.Getenv("S6_KEEP_ENV") == "0" {
+		if e, err := stage.ReadEnv(stage.DefaultPaths.EnvDir); err == nil {
+			env = e
+		}
+	}
+	id := Identity{UID: os.Getuid(), GID: os.Getgid()}
+	if u, err := user.Lookup("hermes"); err == nil {
+		id.HermesUID, _ = strconv.Atoi(u.Uid)
+		id.HermesGID, _ = strconv.Atoi(u.Gid)
+		id.HermesHome = u.HomeDir
+		id.HermesKnown = true
+	}
+	if err := CheckUser(id); err != nil {
+		fmt.Fprintln(os.Stderr, "hermes:", err)
+		return 1
+	}
+	for _, kv := range env {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			os.Setenv("PATH", v)
+		}
+	}
+	plan := Resolve(args, exec.LookPath)
+	if id.UID == 0 && id.HermesKnown {
+		env = setEnv(env, "HOME", id.HermesHome)
+		env = setEnv(env, "USER", "hermes")
+		if err := dropTo(id.HermesUID, id.HermesGID); err != nil {
+			fmt.Fprintln(os.Stderr, "hermes: cannot drop to the hermes user:", err)
+			return 1
+		}
+	}
+	err := syscall.Exec(plan.Path, plan.Argv, env)
+	fmt.Fprintf(os.Stderr, "hermes: cannot run %s: %v\n", plan.Argv[0], err)
+	return 127
+}
+
+func dropTo(uid, gid int) error {
+	if err := syscall.Setgroups([]int{gid}); err != nil {
+		return err
+	}
+	if err := syscall.Setgid(gid); err != nil {
+		return err
+	}
+	return syscall.Setuid(uid)
+}
+
+func setEnv(env []string, k, v string) []string {
+	out := env[:0:0]
+	for _, kv := range env {
+		if !strings.HasPrefix(kv, k+"=") {
+			out = append(out, kv)
+		}
+	}
+	return append(out, k+"="+v)
+}

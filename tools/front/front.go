@@ -1,0 +1,160 @@
+// Package front is the in-container `hermes` command. It owns the
+// supervision verbs (gateway run/start/stop/restart/status, profile
+// create/delete/list, healthcheck) and hands every other command to the agent
+// binary named by HERMES_AGENT_BIN, argv and exit code preserved.
+package front
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"strings"
+
+	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/s6"
+)
+
+// DefaultAgentBin is the agent binary when HERMES_AGENT_BIN is not set.
+const DefaultAgentBin = "/opt/hermes/bin/hermes-agent"
+
+// Front is one invocation of the `hermes` command with its surroundings,
+// all injectable so the behaviour is testable on the host.
+type Front struct {
+	Getenv  func(string) string
+	Environ []string
+	Stdout  io.Writer
+	Stderr  io.Writer
+	// UnderS6 is true when s6-svscan is PID 1 on S6.ScanDir.
+	UnderS6 bool
+	S6      *s6.Manager
+	// Exec replaces the process (syscall.Exec in production).
+	Exec func(path string, argv, env []string) error
+	// Run runs a command to completion and returns its exit code.
+	Run func(path string, argv, env []string) (int, error)
+	// UID and GID own the files the front writes (-1: leave as is).
+	UID, GID int
+	// Block waits for SIGTERM/SIGINT and returns the signal number; used when
+	// `sleep infinity` cannot be exec'd.
+	Block func() int
+	// History returns recent watcher lines for a slot.
+	History func(slot string, n int) []string
+	// Health checks a gateway's /health; nil means healthy.
+	Health func(profile string) error
+}
+
+// exitError carries an exit code and a one-line message.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func fail(code int, format string, a ...any) error {
+	return &exitError{code: code, msg: fmt.Sprintf(format, a...)}
+}
+
+// Main runs the command line args (without argv[0]) and returns the exit code.
+func (f *Front) Main(args []string) int {
+	err := f.dispatch(args)
+	if err == nil {
+		return 0
+	}
+	var ee *exitError
+	if errors.As(err, &ee) {
+		if ee.msg != "" {
+			fmt.Fprintln(f.Stderr, "hermes: "+ee.msg)
+		}
+		return ee.code
+	}
+	fmt.Fprintln(f.Stderr, "hermes: "+err.Error())
+	return 1
+}
+
+func (f *Front) agentBin() string {
+	if b := f.Getenv("HERMES_AGENT_BIN"); b != "" {
+		return b
+	}
+	return DefaultAgentBin
+}
+
+func (f *Front) home() string { return profile.Home(f.Getenv) }
+
+// invocation is the command line split into the global profile option and
+// the rest.
+type invocation struct {
+	profile    string
+	hasProfile bool
+	global     []string // the global options as given, for the agent
+	rest       []string
+}
+
+func parseGlobal(args []string) (invocation, error) {
+	inv := invocation{profile: profile.Default}
+	for len(args) > 0 {
+		a := args[0]
+		var name string
+		switch {
+		case a == "-p" || a == "--profile":
+			if len(args) < 2 {
+				return inv, fail(2, "%s needs a profile name", a)
+			}
+			name = args[1]
+			inv.global = append(inv.global, args[:2]...)
+			args = args[2:]
+		case strings.HasPrefix(a, "--profile="):
+			name = strings.TrimPrefix(a, "--profile=")
+			inv.global = append(inv.global, a)
+			args = args[1:]
+		default:
+			inv.rest = args
+			return inv, nil
+		}
+		if err := profile.Validate(name); err != nil {
+			return inv, fail(2, "%v", err)
+		}
+		inv.profile, inv.hasProfile = name, true
+	}
+	return inv, nil
+}
+
+func (f *Front) dispatch(args []string) error {
+	inv, err := parseGlobal(args)
+	if err != nil {
+		return err
+	}
+	rest := inv.rest
+	if len(rest) >= 1 {
+		switch rest[0] {
+		case "gateway":
+			if len(rest) >= 2 {
+				switch rest[1] {
+				case "run":
+					return f.gatewayRun(inv, rest[2:])
+				case "start", "stop", "restart", "status":
+					return f.gatewayControl(inv, rest[1], rest[2:])
+				}
+			}
+		case "profile":
+			if len(rest) >= 2 {
+				switch rest[1] {
+				case "create", "delete", "list":
+					return f.profileCmd(rest[1], rest[2:])
+				}
+			}
+		case "healthcheck":
+			return f.healthcheck()
+		}
+	}
+	return f.handOff(args)
+}
+
+// handOff execs the agent with argv preserved; its exit code is ours.
+func (f *Front) handOff(args []string) error {
+	bin := f.agentBin()
+	argv := append([]string{bin}, args...)
+	if err := f.Exec(bin, argv, f.Environ); err != nil {
+		return fail(127, "cannot run the agent %s: %v (set HERMES_AGENT_BIN)", bin, err)
+	}
+	return nil
+}

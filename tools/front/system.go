@@ -1,0 +1,140 @@
+package front
+
+import (
+	"bufio"
+	"fmt"
+	"net/http"
+	"os"
+	"os/exec"
+	"os/signal"
+	"os/user"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/s6"
+)
+
+// User is the unprivileged account the gateways run as.
+const User = "hermes"
+
+// HistoryFile is where the supervision watcher (main-hermes) records state
+// changes, one line each, prefixed by the slot name.
+const HistoryFile = "/run/hermes/history.log"
+
+// New returns the front wired to the real system.
+func New() *Front {
+	m := s6.New(s6.DefaultScanDir)
+	f := &Front{
+		Getenv:  os.Getenv,
+		Environ: os.Environ(),
+		Stdout:  os.Stdout,
+		Stderr:  os.Stderr,
+		UnderS6: s6.UnderPID1("/proc", s6.DefaultScanDir),
+		S6:      m,
+		Exec:    syscall.Exec,
+		Run:     run,
+		UID:     -1,
+		GID:     -1,
+		Block:   block,
+		History: history,
+	}
+	f.Health = f.health
+	if u, err := user.Lookup(User); err == nil {
+		uid, _ := strconv.Atoi(u.Uid)
+		gid, _ := strconv.Atoi(u.Gid)
+		m.Group = gid
+		if os.Geteuid() == 0 {
+			// Files written for the hermes user belong to it, even when an
+			// operator runs `docker exec` as root.
+			f.UID, f.GID = uid, gid
+		}
+	}
+	return f
+}
+
+// run runs the agent to completion; as root it runs as the hermes user so
+// that what it creates in the volume belongs to hermes.
+func run(path string, argv, env []string) (int, error) {
+	cmd := exec.Command(path, argv[1:]...)
+	cmd.Env = env
+	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
+	if os.Geteuid() == 0 {
+		if u, err := user.Lookup(User); err == nil {
+			uid, _ := strconv.ParseUint(u.Uid, 10, 32)
+			gid, _ := strconv.ParseUint(u.Gid, 10, 32)
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		}
+	}
+	err := cmd.Run()
+	if ee, ok := err.(*exec.ExitError); ok {
+		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
+			return 128 + int(ws.Signal()), nil
+		}
+		return ee.ExitCode(), nil
+	}
+	if err != nil {
+		return 0, err
+	}
+	return 0, nil
+}
+
+func block() int {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGTERM, syscall.SIGINT)
+	return int((<-ch).(syscall.Signal))
+}
+
+func history(slot string, n int) []string {
+	fh, err := os.Open(HistoryFile)
+	if err != nil {
+		return nil
+	}
+	defer fh.Close()
+	var lines []string
+	sc := bufio.NewScanner(fh)
+	for sc.Scan() {
+		if strings.Contains(sc.Text(), " "+slot+" ") {
+			lines = append(lines, sc.Text())
+			if len(lines) > n {
+				lines = lines[1:]
+			}
+		}
+	}
+	return lines
+}
+
+// GatewayPort is the API port of a profile's gateway: api_server_port in the
+// profile's config.yaml, else API_SERVER_PORT, else 8642.
+func GatewayPort(home, name string, getenv func(string) string) int {
+	if b, err := os.ReadFile(filepath.Join(profile.Dir(home, name), "config.yaml")); err == nil {
+		for _, line := range strings.Split(string(b), "\n") {
+			if v, ok := strings.CutPrefix(line, "api_server_port:"); ok {
+				if p, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), `"'`)); err == nil {
+					return p
+				}
+			}
+		}
+	}
+	if p, err := strconv.Atoi(getenv("API_SERVER_PORT")); err == nil {
+		return p
+	}
+	return 8642
+}
+
+func (f *Front) health(name string) error {
+	port := GatewayPort(f.home(), name, f.Getenv)
+	c := http.Client{Timeout: 3 * time.Second}
+	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
+	if err != nil {
+		return fmt.Errorf("/health on port %d: %v", port, err)
+	}
+	resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return fmt.Errorf("/health on port %d answered %s", port, resp.Status)
+	}
+	return nil
+}

@@ -1,0 +1,187 @@
+// Package profile knows where a Hermes profile lives, what names are valid,
+// and the desired state of its gateway, recorded atomically in the profile's
+// state file so that it survives container restarts.
+package profile
+
+import (
+	"encoding/json"
+	"errors"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+	"strings"
+	"time"
+)
+
+// Default is the profile that lives directly in $HERMES_HOME.
+const Default = "default"
+
+// StateFile is the name of the desired-state file in a profile directory.
+const StateFile = "gateway.desired.json"
+
+// PidFile is the gateway's pid file in a profile directory.
+const PidFile = "gateway.pid"
+
+var nameRE = regexp.MustCompile(`^[a-z0-9][a-z0-9_-]{0,62}$`)
+
+// Validate returns a clear error for a name that is not a valid profile name.
+func Validate(name string) error {
+	if !nameRE.MatchString(name) {
+		return fmt.Errorf("invalid profile name %q: use 1-63 characters a-z, 0-9, '_' or '-', starting with a letter or digit", name)
+	}
+	return nil
+}
+
+// Home returns $HERMES_HOME from getenv, or /opt/data.
+func Home(getenv func(string) string) string {
+	if h := getenv("HERMES_HOME"); h != "" {
+		return h
+	}
+	return "/opt/data"
+}
+
+// Dir is the directory of profile name under home.
+func Dir(home, name string) string {
+	if name == Default {
+		return home
+	}
+	return filepath.Join(home, "profiles", name)
+}
+
+// Slot is the s6 slot that supervises the gateway of profile name.
+func Slot(name string) string { return "gateway-" + name }
+
+// FromSlot returns the profile of a gateway slot name.
+func FromSlot(slot string) (string, bool) {
+	name, ok := strings.CutPrefix(slot, "gateway-")
+	return name, ok && Validate(name) == nil
+}
+
+// Exists reports whether the profile directory exists (default always does).
+func Exists(home, name string) bool {
+	if name == Default {
+		return true
+	}
+	st, err := os.Stat(Dir(home, name))
+	return err == nil && st.IsDir()
+}
+
+// List returns default and every valid profile directory name, sorted.
+// Directories with invalid names are returned separately.
+func List(home string) (names, invalid []string, err error) {
+	names = []string{Default}
+	entries, err := os.ReadDir(filepath.Join(home, "profiles"))
+	if errors.Is(err, os.ErrNotExist) {
+		return names, nil, nil
+	}
+	if err != nil {
+		return names, nil, err
+	}
+	var rest []string
+	for _, e := range entries {
+		if !e.IsDir() {
+			continue
+		}
+		if e.Name() == Default || Validate(e.Name()) != nil {
+			invalid = append(invalid, e.Name())
+			continue
+		}
+		rest = append(rest, e.Name())
+	}
+	sort.Strings(rest)
+	return append(names, rest...), invalid, nil
+}
+
+// Desired is the state a profile's gateway should be in.
+type Desired string
+
+const (
+	Running Desired = "running"
+	Stopped Desired = "stopped"
+)
+
+type stateDoc struct {
+	Desired Desired   `json:"desired"`
+	Updated time.Time `json:"updated"`
+}
+
+// ErrNoState is returned by ReadState when no state was ever recorded.
+var ErrNoState = errors.New("no desired state recorded")
+
+// ReadState reads the desired state of the profile in dir. A missing file
+// is ErrNoState; a corrupt one is an error that says why.
+func ReadState(dir string) (Desired, error) {
+	p := filepath.Join(dir, StateFile)
+	b, err := os.ReadFile(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return "", ErrNoState
+	}
+	if err != nil {
+		return "", err
+	}
+	var doc stateDoc
+	if err := json.Unmarshal(b, &doc); err != nil {
+		return "", fmt.Errorf("corrupt state file %s: %v", p, err)
+	}
+	if doc.Desired != Running && doc.Desired != Stopped {
+		return "", fmt.Errorf("corrupt state file %s: desired state %q is neither running nor stopped", p, doc.Desired)
+	}
+	return doc.Desired, nil
+}
+
+// WriteState records the desired state atomically: temp file, fsync,
+// rename, fsync of the directory. uid/gid >= 0 chown the file.
+func WriteState(dir string, d Desired, uid, gid int) error {
+	b, err := json.Marshal(stateDoc{Desired: d, Updated: time.Now().UTC()})
+	if err != nil {
+		return err
+	}
+	f, err := os.CreateTemp(dir, "."+StateFile+".")
+	if err != nil {
+		return fmt.Errorf("recording desired state: %w", err)
+	}
+	tmp := f.Name()
+	fail := func(err error) error {
+		f.Close()
+		os.Remove(tmp)
+		return fmt.Errorf("recording desired state in %s: %w", dir, err)
+	}
+	if _, err := f.Write(append(b, '\n')); err != nil {
+		return fail(err)
+	}
+	if err := f.Chmod(0o644); err != nil {
+		return fail(err)
+	}
+	if uid >= 0 || gid >= 0 {
+		if err := f.Chown(uid, gid); err != nil {
+			return fail(err)
+		}
+	}
+	if err := f.Sync(); err != nil {
+		return fail(err)
+	}
+	if err := f.Close(); err != nil {
+		return fail(err)
+	}
+	if err := os.Rename(tmp, filepath.Join(dir, StateFile)); err != nil {
+		os.Remove(tmp)
+		return fmt.Errorf("recording desired state in %s: %w", dir, err)
+	}
+	if d, err := os.Open(dir); err == nil {
+		d.Sync()
+		d.Close()
+	}
+	return nil
+}
+
+// Truthy is the strict truthiness of opt-out variables: 1, true, yes in any
+// case. Everything else (0, false, no, empty, typos, spaces) is false.
+func Truthy(v string) bool {
+	switch strings.ToLower(v) {
+	case "1", "true", "yes":
+		return true
+	}
+	return false
+}

@@ -1,0 +1,89 @@
+package profile
+
+import (
+	"errors"
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+)
+
+func TestValidate(t *testing.T) {
+	for _, ok := range []string{"default", "a", "0", "work", "a_b-c", strings.Repeat("a", 63)} {
+		assert.Check(t, Validate(ok), ok)
+	}
+	for _, bad := range []string{"", "../x", "A", "-x", "_x", strings.Repeat("a", 64), "a/b", "a b", "a.b", "é"} {
+		assert.Check(t, is.ErrorContains(Validate(bad), "invalid profile name"), bad)
+	}
+}
+
+func TestTruthy(t *testing.T) {
+	for _, v := range []string{"1", "true", "TRUE", "True", "yes", "Yes", "YES"} {
+		assert.Check(t, Truthy(v), "%q must opt out", v)
+	}
+	for _, v := range []string{"0", "false", "no", "", "ture", " 1", "1 ", "on", "y", "2"} {
+		assert.Check(t, !Truthy(v), "%q must not opt out", v)
+	}
+}
+
+func TestDirsAndSlots(t *testing.T) {
+	assert.Equal(t, Dir("/h", "default"), "/h")
+	assert.Equal(t, Dir("/h", "work"), "/h/profiles/work")
+	assert.Equal(t, Slot("work"), "gateway-work")
+	p, ok := FromSlot("gateway-work")
+	assert.Check(t, ok && p == "work")
+	_, ok = FromSlot("dashboard")
+	assert.Check(t, !ok)
+	_, ok = FromSlot("gateway-Bad")
+	assert.Check(t, !ok)
+	assert.Equal(t, Home(func(string) string { return "" }), "/opt/data")
+	assert.Equal(t, Home(func(string) string { return "/x" }), "/x")
+}
+
+func TestList(t *testing.T) {
+	home := t.TempDir()
+	names, invalid, err := List(home)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, names, []string{"default"})
+	for _, d := range []string{"zeta", "alpha", "Bad", "default"} {
+		assert.NilError(t, os.MkdirAll(filepath.Join(home, "profiles", d), 0o755))
+	}
+	assert.NilError(t, os.WriteFile(filepath.Join(home, "profiles", "file"), nil, 0o644))
+	names, invalid, err = List(home)
+	assert.NilError(t, err)
+	assert.DeepEqual(t, names, []string{"default", "alpha", "zeta"})
+	assert.DeepEqual(t, invalid, []string{"Bad", "default"})
+	assert.Check(t, Exists(home, "alpha"))
+	assert.Check(t, Exists(home, "default"))
+	assert.Check(t, !Exists(home, "nope"))
+}
+
+func TestStateRoundTripAndErrors(t *testing.T) {
+	dir := t.TempDir()
+	_, err := ReadState(dir)
+	assert.Check(t, errors.Is(err, ErrNoState))
+
+	assert.NilError(t, WriteState(dir, Running, -1, -1))
+	d, err := ReadState(dir)
+	assert.NilError(t, err)
+	assert.Equal(t, d, Running)
+	assert.NilError(t, WriteState(dir, Stopped, os.Getuid(), os.Getgid()))
+	d, err = ReadState(dir)
+	assert.NilError(t, err)
+	assert.Equal(t, d, Stopped)
+	entries, _ := os.ReadDir(dir)
+	assert.Check(t, is.Len(entries, 1), "no temp files left")
+
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte("{garbage"), 0o644))
+	_, err = ReadState(dir)
+	assert.Check(t, is.ErrorContains(err, "corrupt state file"))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(`{"desired":"sideways"}`), 0o644))
+	_, err = ReadState(dir)
+	assert.Check(t, is.ErrorContains(err, `"sideways" is neither running nor stopped`))
+
+	err = WriteState(filepath.Join(dir, "missing"), Running, -1, -1)
+	assert.Check(t, is.ErrorContains(err, "recording desired state"))
+}

@@ -1,0 +1,312 @@
+// Package reconcile is the boot reconciler: run from cont-init.d on every
+// boot, it re-renders every slot, removes stale pid files and restores the
+// desired state of every profile's gateway. One bad profile never stops the
+// others or the boot.
+package reconcile
+
+import (
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/render"
+	"github.com/hermes-agent/hermes-s6/tools/s6"
+)
+
+// BootLog is the per-boot log under $HERMES_HOME, rotated at BootLogMax.
+const (
+	BootLog    = "logs/container-boot.log"
+	BootLogMax = 256 << 10
+)
+
+// Reconciler restores slots from desired state.
+type Reconciler struct {
+	Home   string
+	S6     *s6.Manager
+	Getenv func(string) string
+	// CMD is the container's command line (see FindCMD), nil if none.
+	CMD []string
+	// UID/GID own what the reconciler creates (-1: unchanged).
+	UID, GID int
+	Log      io.Writer
+	// Alive reports whether pid is a live gateway process.
+	Alive func(pid int) bool
+	Now   func() time.Time
+}
+
+// Outcome is what happened to one profile.
+type Outcome struct {
+	Profile string
+	Slot    string
+	Action  string // "started", "down", "skipped", "error"
+	Reason  string
+}
+
+func (o Outcome) String() string {
+	return fmt.Sprintf("%s %s: %s (%s)", o.Profile, o.Slot, o.Action, o.Reason)
+}
+
+// Run reconciles every profile and the dashboard, and returns the outcomes.
+func (r *Reconciler) Run() []Outcome {
+	names, invalid, err := profile.List(r.Home)
+	if err != nil {
+		r.logf("cannot list profiles under %s: %v", r.Home, err)
+	}
+	for _, bad := range invalid {
+		r.logf("ignoring profiles/%s: not a valid profile name", bad)
+	}
+	owner, noGateways := r.cmdOwnership()
+
+	// Render every slot first, then one rescan for all of them.
+	var outcomes []Outcome
+	var fresh []string
+	for _, name := range names {
+		slot := profile.Slot(name)
+		isNew, err := r.render(render.GatewaySlot(name))
+		if err != nil {
+			outcomes = append(outcomes, Outcome{name, slot, "error", err.Error()})
+			continue
+		}
+		if isNew {
+			fresh = append(fresh, slot)
+		}
+		outcomes = append(outcomes, Outcome{Profile: name, Slot: slot})
+	}
+	if _, err := r.render(render.DashboardSlot()); err != nil {
+		r.logf("dashboard: %v", err)
+	}
+	if err := r.S6.Rescan(); err != nil {
+		r.logf("rescan: %v", err)
+	}
+	var toStart []string
+	for i := range outcomes {
+		o := &outcomes[i]
+		if o.Action == "error" {
+			continue
+		}
+		r.removeStalePid(o.Profile)
+		o.Action, o.Reason = r.decide(o.Profile, owner, noGateways)
+		if o.Action == "started" {
+			toStart = append(toStart, o.Slot)
+		}
+	}
+	for _, slot := range fresh {
+		if err := r.S6.WaitSupervised(slot); err != nil {
+			r.logf("%v", err)
+		}
+	}
+	started := map[string]error{}
+	for _, slot := range toStart {
+		started[slot] = r.S6.Start(slot)
+	}
+	for i := range outcomes {
+		o := &outcomes[i]
+		if err, ok := started[o.Slot]; ok && err != nil {
+			o.Action, o.Reason = "error", "start: "+err.Error()
+		}
+		if o.Action == "down" || o.Action == "skipped" {
+			if err := r.S6.MarkDown(o.Slot); err != nil {
+				o.Action, o.Reason = "error", "marking down: "+err.Error()
+			}
+		}
+		r.logf("%s", o)
+	}
+	r.dashboard()
+	r.bootLog(outcomes)
+	return outcomes
+}
+
+// render writes a slot's directory: registered fresh if missing (without
+// a rescan), re-rendered in place otherwise.
+func (r *Reconciler) render(slot render.Slot) (isNew bool, err error) {
+	if r.S6.Exists(slot.Name) {
+		dir := r.S6.Dir(slot.Name)
+		if err := render.Write(dir, slot); err != nil {
+			return false, err
+		}
+		return false, s6.GrantGroup(dir, r.S6.Group)
+	}
+	if err := r.S6.Install(slot); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// cmdOwnership says which profile a foreground CMD gateway owns ("" none),
+// and whether the CMD is the dashboard alone (no gateway at all).
+func (r *Reconciler) cmdOwnership() (owner string, noGateways bool) {
+	args := r.CMD
+	if len(args) > 0 && (args[0] == "hermes" || strings.HasSuffix(args[0], "/hermes")) {
+		args = args[1:]
+	}
+	name := profile.Default
+	for len(args) >= 2 && (args[0] == "-p" || args[0] == "--profile") {
+		name, args = args[1], args[2:]
+	}
+	if len(args) > 0 && strings.HasPrefix(args[0], "--profile=") {
+		name, args = strings.TrimPrefix(args[0], "--profile="), args[1:]
+	}
+	if len(args) > 0 && args[0] == "dashboard" {
+		return "", true
+	}
+	if len(args) >= 2 && args[0] == "gateway" && args[1] == "run" {
+		optOut := profile.Truthy(r.Getenv("HERMES_GATEWAY_NO_SUPERVISE"))
+		for _, a := range args[2:] {
+			if a == "--no-supervise" {
+				optOut = true
+			}
+		}
+		if optOut {
+			return name, false
+		}
+		return "", false
+	}
+	return "", false
+}
+
+// plainGatewayRun reports whether the CMD is a `gateway run` that the
+// redirect will supervise (the legacy container case).
+func (r *Reconciler) plainGatewayRun(name string) bool {
+	args := r.CMD
+	if len(args) > 0 && (args[0] == "hermes" || strings.HasSuffix(args[0], "/hermes")) {
+		args = args[1:]
+	}
+	return name == profile.Default && len(args) >= 2 && args[0] == "gateway" && args[1] == "run"
+}
+
+func (r *Reconciler) decide(name, owner string, noGateways bool) (action, reason string) {
+	if noGateways {
+		return "skipped", "the CMD is the dashboard: no gateway is started in this container"
+	}
+	if name == owner {
+		return "skipped", "the CMD runs this gateway in the foreground (--no-supervise)"
+	}
+	dir := profile.Dir(r.Home, name)
+	desired, err := profile.ReadState(dir)
+	switch {
+	case errors.Is(err, profile.ErrNoState) && r.plainGatewayRun(name):
+		if werr := profile.WriteState(dir, profile.Running, r.UID, r.GID); werr != nil {
+			return "started", "legacy `gateway run` container without state; could not record it: " + werr.Error()
+		}
+		return "started", "legacy `gateway run` container without state: migrated to running"
+	case errors.Is(err, profile.ErrNoState):
+		return "down", "no desired state recorded"
+	case err != nil:
+		return "down", err.Error()
+	case desired == profile.Running:
+		return "started", "desired state running"
+	default:
+		return "down", "desired state stopped"
+	}
+}
+
+func (r *Reconciler) dashboard() {
+	const slot = "dashboard"
+	if !r.S6.Exists(slot) {
+		return
+	}
+	if profile.Truthy(r.Getenv("HERMES_DASHBOARD")) {
+		if err := r.S6.Start(slot); err != nil {
+			r.logf("dashboard: start: %v", err)
+			return
+		}
+		r.logf("dashboard: started (HERMES_DASHBOARD=%s)", r.Getenv("HERMES_DASHBOARD"))
+		return
+	}
+	if err := r.S6.MarkDown(slot); err != nil {
+		r.logf("dashboard: %v", err)
+	}
+}
+
+// removeStalePid removes a pid file whose process is not a live gateway.
+func (r *Reconciler) removeStalePid(name string) {
+	p := filepath.Join(profile.Dir(r.Home, name), profile.PidFile)
+	b, err := os.ReadFile(p)
+	if err != nil {
+		return
+	}
+	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
+	if err == nil && pid > 0 && r.Alive != nil && r.Alive(pid) {
+		return
+	}
+	if err := os.Remove(p); err == nil {
+		r.logf("%s: removed stale pid file %s", name, p)
+	}
+}
+
+// GatewayAlive reports whether pid is a running gateway process (not a
+// zombie) in this pid namespace.
+func GatewayAlive(pid int) bool {
+	if err := syscall.Kill(pid, 0); err != nil {
+		return false
+	}
+	cmdline, err := os.ReadFile(fmt.Sprintf("/proc/%d/cmdline", pid))
+	return err == nil && strings.Contains(string(cmdline), "gateway")
+}
+
+func (r *Reconciler) logf(format string, a ...any) {
+	if r.Log != nil {
+		fmt.Fprintf(r.Log, "hermes-reconcile: "+format+"\n", a...)
+	}
+}
+
+func (r *Reconciler) bootLog(outcomes []Outcome) {
+	p := filepath.Join(r.Home, BootLog)
+	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+		r.logf("boot log: %v", err)
+		return
+	}
+	if st, err := os.Stat(p); err == nil && st.Size() >= BootLogMax {
+		os.Rename(p, p+".1")
+	}
+	fh, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if err != nil {
+		r.logf("boot log: %v", err)
+		return
+	}
+	defer fh.Close()
+	if r.UID >= 0 {
+		fh.Chown(r.UID, r.GID)
+	}
+	now := time.Now
+	if r.Now != nil {
+		now = r.Now
+	}
+	stamp := now().UTC().Format(time.RFC3339)
+	for _, o := range outcomes {
+		fmt.Fprintf(fh, "%s %s\n", stamp, o)
+	}
+}
+
+// FindCMD returns the container's CMD: the arguments after `top` of the
+// stage-2 process (`rc.init top CMD...`, in s6-overlay and in the debian
+// stage layer alike), found by scanning procRoot.
+func FindCMD(procRoot string) []string {
+	entries, err := os.ReadDir(procRoot)
+	if err != nil {
+		return nil
+	}
+	for _, e := range entries {
+		if _, err := strconv.Atoi(e.Name()); err != nil {
+			continue
+		}
+		b, err := os.ReadFile(filepath.Join(procRoot, e.Name(), "cmdline"))
+		if err != nil || len(b) == 0 {
+			continue
+		}
+		argv := strings.Split(strings.TrimSuffix(string(b), "\x00"), "\x00")
+		for i := 0; i+1 < len(argv); i++ {
+			if strings.HasSuffix(argv[i], "/rc.init") && argv[i+1] == "top" {
+				return argv[i+2:]
+			}
+		}
+	}
+	return nil
+}

@@ -1,0 +1,195 @@
+// Package setup is the first cont-init.d step: remap the hermes user's
+// uid/gid, create the $HERMES_HOME tree for it, repair ownership on an
+// allowlist of paths (never following symlinks, never touching anything
+// else), and give the hermes group control of the s6 scan directory and of
+// every slot.
+package setup
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+
+	"github.com/hermes-agent/hermes-s6/tools/s6"
+)
+
+// Account is the unprivileged user the gateways run as.
+type Account struct {
+	Name     string
+	UID, GID int
+}
+
+// ParseID reads a uid/gid from the environment: a whole number in 1..2^31-2.
+func ParseID(v string) (int, error) {
+	n, err := strconv.Atoi(v)
+	if err != nil || n < 1 || n > 2147483646 {
+		return 0, fmt.Errorf("%q is not a valid id (a whole number from 1 to 2147483646; 0 would be root)", v)
+	}
+	return n, nil
+}
+
+// WantedIDs returns the uid/gid asked for by HERMES_UID/PUID and
+// HERMES_GID/PGID (HERMES_* win), -1 where nothing valid was asked.
+func WantedIDs(getenv func(string) string, log io.Writer) (uid, gid int) {
+	pick := func(keys ...string) int {
+		for _, k := range keys {
+			if v := getenv(k); v != "" {
+				n, err := ParseID(v)
+				if err != nil {
+					fmt.Fprintf(log, "hermes-setup: ignoring %s: %v\n", k, err)
+					return -1
+				}
+				return n
+			}
+		}
+		return -1
+	}
+	return pick("HERMES_UID", "PUID"), pick("HERMES_GID", "PGID")
+}
+
+// Remap rewrites the account's uid in passwdFile and gid in groupFile
+// (and the primary gid in passwd). -1 leaves a value alone.
+func Remap(passwdFile, groupFile, name string, uid, gid int) (Account, error) {
+	acc := Account{Name: name, UID: -1, GID: -1}
+	if err := rewrite(passwdFile, func(f []string) []string {
+		if len(f) >= 4 && f[0] == name {
+			if uid >= 0 {
+				f[2] = strconv.Itoa(uid)
+			}
+			if gid >= 0 {
+				f[3] = strconv.Itoa(gid)
+			}
+			acc.UID, _ = strconv.Atoi(f[2])
+			acc.GID, _ = strconv.Atoi(f[3])
+		}
+		return f
+	}); err != nil {
+		return acc, err
+	}
+	if acc.UID < 0 {
+		return acc, fmt.Errorf("no user %q in %s", name, passwdFile)
+	}
+	if gid >= 0 {
+		if err := rewrite(groupFile, func(f []string) []string {
+			if len(f) >= 3 && f[0] == name {
+				f[2] = strconv.Itoa(gid)
+			}
+			return f
+		}); err != nil {
+			return acc, err
+		}
+	}
+	return acc, nil
+}
+
+func rewrite(path string, edit func([]string) []string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return err
+	}
+	lines := strings.Split(string(b), "\n")
+	for i, l := range lines {
+		if l == "" || strings.HasPrefix(l, "#") {
+			continue
+		}
+		lines[i] = strings.Join(edit(strings.Split(l, ":")), ":")
+	}
+	out := strings.Join(lines, "\n")
+	if out == string(b) {
+		return nil
+	}
+	// /etc may be read-only (--read-only): write in place only when changed.
+	return os.WriteFile(path, []byte(out), 0o644)
+}
+
+// Allowlist is the set of paths under $HERMES_HOME whose ownership is
+// repaired (globs, relative to home). Nothing else is ever chowned.
+var Allowlist = []string{
+	".", "logs", "logs/container-boot.log", "logs/gateways", "logs/gateways/*", "logs/gateways/*/*",
+	"profiles", "profiles/*", "profiles/*/gateway.desired.json", "profiles/*/gateway.pid",
+	"gateway.desired.json", "gateway.pid",
+}
+
+// Tree creates the directories the gateways need.
+var Tree = []string{"logs/gateways", "profiles"}
+
+// PrepareHome creates the tree and repairs ownership on the allowlist.
+// It returns the paths it changed.
+func PrepareHome(home string, acc Account) ([]string, error) {
+	var changed []string
+	for _, d := range append([]string{"."}, Tree...) {
+		p := filepath.Join(home, d)
+		if _, err := os.Lstat(p); os.IsNotExist(err) {
+			if err := os.MkdirAll(p, 0o755); err != nil {
+				return changed, err
+			}
+		}
+	}
+	for _, pattern := range Allowlist {
+		matches, _ := filepath.Glob(filepath.Join(home, pattern))
+		for _, p := range matches {
+			st, err := os.Lstat(p)
+			if err != nil || st.Mode()&os.ModeSymlink != 0 {
+				continue // never follow or chown symlinks
+			}
+			sys, ok := st.Sys().(*syscall.Stat_t)
+			if !ok || (int(sys.Uid) == acc.UID && int(sys.Gid) == acc.GID) {
+				continue
+			}
+			if err := os.Lchown(p, acc.UID, acc.GID); err != nil {
+				return changed, fmt.Errorf("chown %s: %w", p, err)
+			}
+			changed = append(changed, p)
+		}
+	}
+	return changed, nil
+}
+
+// GrantScanDir lets group gid register slots in the scan directory and
+// control every slot in it.
+func GrantScanDir(m *s6.Manager, gid int) error {
+	if err := os.Chown(m.ScanDir, -1, gid); err != nil {
+		return err
+	}
+	if err := os.Chmod(m.ScanDir, 0o775); err != nil {
+		return err
+	}
+	ctl := filepath.Join(m.ScanDir, ".s6-svscan")
+	if err := os.Chown(ctl, -1, gid); err == nil {
+		os.Chmod(ctl, 0o750)
+	}
+	if p := filepath.Join(ctl, "control"); fileExists(p) {
+		if err := os.Chown(p, -1, gid); err != nil {
+			return err
+		}
+		if err := os.Chmod(p, 0o660); err != nil {
+			return err
+		}
+	}
+	slots, err := m.Slots()
+	if err != nil {
+		return err
+	}
+	for _, slot := range slots {
+		if err := m.WaitSupervised(slot); err != nil {
+			return err
+		}
+		for _, d := range []string{m.Dir(slot), filepath.Join(m.Dir(slot), "log")} {
+			if fileExists(filepath.Join(d, "supervise")) {
+				if err := s6.GrantGroup(d, gid); err != nil {
+					return err
+				}
+			}
+		}
+	}
+	return nil
+}
+
+func fileExists(p string) bool {
+	_, err := os.Lstat(p)
+	return err == nil
+}

@@ -1,0 +1,157 @@
+// Package watch is the container's supervision watcher, the main-hermes
+// service: it follows every slot in the scan directory and writes one line
+// per state change (started, exited with a code or signal, restarted, given
+// up after exit 78, stopped) to docker logs and to a history file that
+// `hermes gateway status` shows.
+package watch
+
+import (
+	"fmt"
+	"io"
+	"os"
+	"path/filepath"
+	"sort"
+	"time"
+
+	"github.com/hermes-agent/hermes-s6/tools/render"
+	"github.com/hermes-agent/hermes-s6/tools/s6"
+)
+
+// HistoryMax is the size at which the history file is rotated.
+const HistoryMax = 64 << 10
+
+// Watcher follows the slots of one scan directory.
+type Watcher struct {
+	S6       *s6.Manager
+	Out      io.Writer // docker logs
+	History  string    // history file, "" for none
+	Interval time.Duration
+	Now      func() time.Time
+
+	seen  map[string]slotState
+	stamp map[string]time.Time
+}
+
+type slotState struct {
+	st       s6.Status
+	restarts int
+}
+
+// Run watches until stop is closed.
+func (w *Watcher) Run(stop <-chan struct{}) {
+	t := time.NewTicker(w.Interval)
+	defer t.Stop()
+	for {
+		w.Scan()
+		select {
+		case <-stop:
+			return
+		case <-t.C:
+		}
+	}
+}
+
+// Scan looks at every slot once and reports what changed since the last scan.
+// Only slots whose supervise/status file changed are queried with s6-svstat.
+func (w *Watcher) Scan() {
+	if w.seen == nil {
+		w.seen = map[string]slotState{}
+		w.stamp = map[string]time.Time{}
+	}
+	slots, err := w.S6.Slots()
+	if err != nil {
+		return
+	}
+	sort.Strings(slots)
+	present := map[string]bool{}
+	for _, slot := range slots {
+		present[slot] = true
+		fi, err := os.Stat(filepath.Join(w.S6.Dir(slot), "supervise", "status"))
+		if err != nil {
+			continue
+		}
+		if prev, ok := w.stamp[slot]; ok && prev.Equal(fi.ModTime()) {
+			continue
+		}
+		st, err := w.S6.Status(slot)
+		if err != nil {
+			continue
+		}
+		w.stamp[slot] = fi.ModTime()
+		prev, known := w.seen[slot]
+		cur := slotState{st: st, restarts: prev.restarts}
+		for _, line := range Describe(slot, prev.st, st, known, &cur.restarts) {
+			w.emit(line)
+		}
+		w.seen[slot] = cur
+	}
+	for slot := range w.seen {
+		if !present[slot] {
+			w.emit(slot + " removed")
+			delete(w.seen, slot)
+			delete(w.stamp, slot)
+		}
+	}
+}
+
+// Describe turns a state change into log lines. restarts counts restarts.
+func Describe(slot string, prev, cur s6.Status, known bool, restarts *int) []string {
+	var lines []string
+	switch {
+	case !known:
+		if cur.Up {
+			lines = append(lines, fmt.Sprintf("%s started (pid %d)", slot, cur.Pid))
+		}
+	case prev.Up && cur.Up && prev.Pid != cur.Pid:
+		// Died and came back between two scans.
+		*restarts++
+		lines = append(lines, fmt.Sprintf("%s exited; restarted (pid %d, restart #%d)", slot, cur.Pid, *restarts))
+	case prev.Up && !cur.Up:
+		lines = append(lines, slot+" "+exitText(cur))
+		switch {
+		case cur.ExitCode == render.ExitConfig && !cur.WantUp:
+			lines = append(lines, fmt.Sprintf("%s gave up after exit %d (fatal configuration): not restarting", slot, render.ExitConfig))
+		case !cur.WantUp:
+			lines = append(lines, slot+" stopped")
+		}
+	case !prev.Up && cur.Up:
+		if prev.WantUp {
+			*restarts++
+			lines = append(lines, fmt.Sprintf("%s restarted (pid %d, restart #%d)", slot, cur.Pid, *restarts))
+		} else {
+			lines = append(lines, fmt.Sprintf("%s started (pid %d)", slot, cur.Pid))
+		}
+	case !prev.Up && !cur.Up && cur.ExitCode == render.ExitConfig && prev.WantUp && !cur.WantUp:
+		lines = append(lines, fmt.Sprintf("%s gave up after exit %d (fatal configuration): not restarting", slot, render.ExitConfig))
+	}
+	return lines
+}
+
+func exitText(st s6.Status) string {
+	switch {
+	case st.Signal != "":
+		return "exited by signal " + st.Signal
+	case st.ExitCode >= 0:
+		return fmt.Sprintf("exited with code %d", st.ExitCode)
+	}
+	return "exited"
+}
+
+func (w *Watcher) emit(line string) {
+	now := time.Now
+	if w.Now != nil {
+		now = w.Now
+	}
+	stamped := now().UTC().Format(time.RFC3339) + " " + line
+	fmt.Fprintln(w.Out, "hermes-watch: "+line)
+	if w.History == "" {
+		return
+	}
+	if st, err := os.Stat(w.History); err == nil && st.Size() >= HistoryMax {
+		os.Rename(w.History, w.History+".1")
+	}
+	if fh, err := os.OpenFile(w.History, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644); err == nil {
+		fmt.Fprintln(fh, stamped)
+		fh.Close()
+	}
+}
