@@ -13,6 +13,7 @@ FROM ${BASE_IMAGE} AS base
 # Debian's Go bootstraps the exact toolchain go.mod names, fetched from the
 # Go module proxy (GOTOOLCHAIN=auto). Runs on the build platform.
 FROM --platform=$BUILDPLATFORM base AS go
+ARG BUILDPLATFORM
 ARG GOPROXY=https://proxy.golang.org,direct
 ENV GOPROXY=${GOPROXY} GOTOOLCHAIN=auto GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
     GOMODCACHE=/go/pkg/mod GOCACHE=/root/.cache/go-build
@@ -25,8 +26,18 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends go
 EOT
 WORKDIR /src
 COPY go.mod go.sum ./
+# go-with-ca: use the build secret `ca-bundle` (if given) as the TLS trust store.
+RUN <<EOT
+cat >/usr/local/bin/go-with-ca <<'SH'
+#!/bin/sh
+[ -s /run/secrets/ca-bundle ] && export SSL_CERT_FILE=/run/secrets/ca-bundle
+exec go "$@"
+SH
+chmod +x /usr/local/bin/go-with-ca
+EOT
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    --mount=type=cache,target=/root/go/pkg/mod go version
+    --mount=type=cache,target=/root/go/pkg/mod --mount=type=secret,id=ca-bundle,required=false \
+    go-with-ca version
 
 # ---------------------------------------------------------------- Go tools
 # Static binaries for the target platform, cross-compiled (no emulation).
@@ -34,9 +45,9 @@ FROM go AS tools
 ARG TARGETOS TARGETARCH
 COPY tools/ tools/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    --mount=type=cache,target=/root/go/pkg/mod <<EOT
+    --mount=type=cache,target=/root/go/pkg/mod --mount=type=secret,id=ca-bundle,required=false <<EOT
 set -eu
-GOOS=$TARGETOS GOARCH=$TARGETARCH go build -trimpath -ldflags='-s -w' -o /out/ \
+GOOS=$TARGETOS GOARCH=$TARGETARCH go-with-ca build -trimpath -ldflags='-s -w' -o /out/ \
   ./tools/cmd/hermes-s6 ./tools/cmd/hermes-agent-standin
 EOT
 
@@ -47,8 +58,8 @@ FROM go AS rootfs
 COPY tools/ tools/
 COPY --chmod=0755 rootfs/ /out/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    --mount=type=cache,target=/root/go/pkg/mod \
-    go run ./tools/cmd/hermes-s6 render-run -out /out/etc/s6-overlay/s6-rc.d gateway-default dashboard
+    --mount=type=cache,target=/root/go/pkg/mod --mount=type=secret,id=ca-bundle,required=false \
+    go-with-ca run ./tools/cmd/hermes-s6 render-run -out /out/etc/s6-overlay/s6-rc.d gateway-default dashboard
 
 # ---------------------------------------------------------------- s6: release tarballs
 # The official s6-overlay tarballs. Replace this stage with a local folder
@@ -64,7 +75,7 @@ ADD ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz \
     ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-arch.tar.xz /
 
 FROM --platform=$BUILDPLATFORM base AS s6-release-files
-ARG TARGETARCH
+ARG BUILDPLATFORM TARGETARCH
 ARG S6_OVERLAY_VERSION=3.2.3.0
 ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
 ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
@@ -105,6 +116,7 @@ EOT
 # ---------------------------------------------------------------- agent payloads
 # The real Hermes agent, from its source at a pinned ref (needs network).
 FROM base AS agent-real
+ARG TARGETPLATFORM
 ARG HERMES_AGENT_REPO=https://github.com/NousResearch/hermes-agent
 ARG HERMES_AGENT_REF=main
 RUN --mount=type=cache,id=apt-cache-$TARGETPLATFORM,target=/var/cache/apt,sharing=locked \
@@ -133,6 +145,7 @@ COPY --link --from=s6-release-files /s6root/ /
 
 # Debian's s6 + execline and this repo's small s6-overlay-compatible stage layer.
 FROM with-agent AS s6-debian
+ARG TARGETPLATFORM
 RUN --mount=type=cache,id=apt-cache-$TARGETPLATFORM,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,id=apt-lists-$TARGETPLATFORM,target=/var/lib/apt/lists,sharing=locked <<EOT
 set -eu

@@ -63,6 +63,15 @@ variable "HERMES_AGENT_REF" {
 variable "GOPROXY" {
   default = "https://proxy.golang.org,direct"
 }
+# CA bundle for TLS from inside the build (Go toolchain and modules), for
+# networks that intercept TLS with their own CA. Hermetic builds default to
+# the copy of the host CA bundle that .ci/provision makes; empty: none.
+variable "CA_BUNDLE" {
+  default = ""
+}
+variable "HERMETIC_CA_BUNDLE" {
+  default = ".cache/ca-bundle.crt"
+}
 variable "IMAGE" {
   default = "hermes-s6"
 }
@@ -112,6 +121,7 @@ target "_common" {
     SOURCE_DATE_EPOCH                 = SOURCE_DATE_EPOCH
   }
   contexts = S6_TARBALLS_CONTEXT == "" ? {} : { s6-tarballs = S6_TARBALLS_CONTEXT }
+  secret   = CA_BUNDLE == "" ? [] : ["id=ca-bundle,src=${CA_BUNDLE}"]
   labels = {
     "org.opencontainers.image.source" = "https://github.com/hermes-agent/hermes-s6"
   }
@@ -139,6 +149,7 @@ target "hermetic" {
     S6_TARBALLS_CONTEXT == "" ? {} : { s6-tarballs = S6_TARBALLS_CONTEXT },
     BASE_CONTEXT == "" ? {} : { (BASE_IMAGE) = BASE_CONTEXT },
   )
+  secret = HERMETIC_CA_BUNDLE == "" ? [] : ["id=ca-bundle,src=${HERMETIC_CA_BUNDLE}"]
   tags = ["${IMAGE}:hermetic"]
 }
 

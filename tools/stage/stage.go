@@ -19,6 +19,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"os/signal"
 	"path/filepath"
 	"sort"
 	"strconv"
@@ -264,7 +265,7 @@ func Stage2(p Paths, cmd []string) error {
 	runDir(p.ContInit, "cont-init", 0)
 	waitUserBundle(p)
 	if len(cmd) == 0 {
-		select {} // no CMD: run until the container is stopped
+		waitForever() // no CMD: run until the container is stopped
 	}
 	if arg0 := envValue(p.EnvDir, "S6_CMD_ARG0"); arg0 != "" {
 		cmd = append(strings.Fields(arg0), cmd...)
@@ -396,7 +397,16 @@ func halt(p Paths, code int, cause error) error {
 		// Nothing to tell: terminate PID 1 directly.
 		syscall.Kill(1, syscall.SIGTERM)
 	}
-	select {}
+	waitForever()
+	return nil
+}
+
+// waitForever blocks until stage 3 kills this process.
+func waitForever() {
+	ch := make(chan os.Signal, 1)
+	signal.Notify(ch, syscall.SIGHUP)
+	for range ch {
+	}
 }
 
 // Stage3 runs as PID 1 after s6-svscan has stopped its services. It returns
