@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
@@ -40,6 +41,16 @@ type Front struct {
 	History func(slot string, n int) []string
 	// Health checks a gateway's /health; nil means healthy.
 	Health func(profile string) error
+	// SlotTemplate describes the slot registered for a profile; nil means
+	// render.GatewaySlot (tests point it at a stand-in front).
+	SlotTemplate func(profile string) render.Slot
+}
+
+func (f *Front) gatewaySlot(name string) render.Slot {
+	if f.SlotTemplate != nil {
+		return f.SlotTemplate(name)
+	}
+	return render.GatewaySlot(name)
 }
 
 // exitError carries an exit code and a one-line message.

@@ -5,7 +5,6 @@ import (
 	"fmt"
 
 	"github.com/hermes-agent/hermes-s6/tools/profile"
-	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
@@ -56,7 +55,7 @@ func (f *Front) profileCreate(name string) error {
 		fmt.Fprintf(f.Stdout, "created profile %s\n", name)
 		return nil
 	}
-	if err := f.S6.Register(render.GatewaySlot(name)); err != nil && !errors.Is(err, s6.ErrExists) {
+	if err := f.S6.Register(f.gatewaySlot(name)); err != nil && !errors.Is(err, s6.ErrExists) {
 		return fail(1, "profile %s created, but registering its slot failed: %v", name, err)
 	}
 	fmt.Fprintf(f.Stdout, "created profile %s (slot %s, down): start it with `hermes -p %s gateway start`\n", name, profile.Slot(name), name)

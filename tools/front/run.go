@@ -127,7 +127,7 @@ func (f *Front) ensureSlot(name string) (string, error) {
 	if !profile.Exists(f.home(), name) {
 		return "", fail(1, "no such gateway '%s': create it with `hermes profile create %s`", name, name)
 	}
-	if err := f.S6.Register(render.GatewaySlot(name)); err != nil && !errors.Is(err, s6.ErrExists) {
+	if err := f.S6.Register(f.gatewaySlot(name)); err != nil && !errors.Is(err, s6.ErrExists) {
 		return "", fail(1, "registering %s: %v", slot, err)
 	}
 	return slot, nil
