@@ -155,6 +155,9 @@ DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends s6
 mkdir -p /command
 for b in /usr/bin/s6-* /usr/bin/execlineb; do ln -s "$b" /command/; done
 ln -s /usr/local/bin/hermes-s6 /init
+# Like s6-overlay's preinit: /init works as any --user, so /run must be
+# writable by it (a --tmpfs /run is 1777 too).
+chmod 1777 /run
 EOT
 COPY --link --chmod=0755 stage-debian/command/with-contenv /command/with-contenv
 

@@ -212,7 +212,8 @@ func prepareOne(dir string, gid int) error {
 }
 
 // GrantGroup gives group gid control of the service directory dir (as
-// s6-svperms does): status readable, control writable, event subscribable.
+// s6-svperms does): status readable, control writable, event subscribable,
+// and the directories writable so the group can unregister the slot.
 // A negative gid changes nothing.
 func GrantGroup(dir string, gid int) error {
 	if gid < 0 {
@@ -222,7 +223,10 @@ func GrantGroup(dir string, gid int) error {
 		path string
 		mode os.FileMode
 	}{
-		{filepath.Join(dir, "supervise"), 0o750},
+		// The directories are group-writable so that the group can also
+		// unregister a slot that root registered (remove what s6 created).
+		{dir, 0o775},
+		{filepath.Join(dir, "supervise"), 0o770},
 		{filepath.Join(dir, "supervise", "control"), 0o660},
 		{filepath.Join(dir, "event"), os.ModeSetgid | os.ModeSticky | 0o730},
 	} {

@@ -250,7 +250,9 @@ func TestGroupControlPreparedBeforeSupervise(t *testing.T) {
 		p    string
 		mode os.FileMode
 	}{
-		{"supervise", os.ModeDir | 0o750},
+		{".", os.ModeDir | 0o775},
+		{"supervise", os.ModeDir | 0o770},
+		{"log", os.ModeDir | 0o775},
 		{"supervise/control", os.ModeNamedPipe | 0o660},
 		{"event", os.ModeDir | os.ModeSetgid | os.ModeSticky | 0o730},
 		{"log/supervise/control", os.ModeNamedPipe | 0o660},

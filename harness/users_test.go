@@ -1,0 +1,157 @@
+package harness
+
+import (
+	"os"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
+)
+
+func gatewayUID(t *testing.T, c *Container) int {
+	t.Helper()
+	procs := c.Procs()
+	gws := procsMatching(procs, gatewayRE)
+	assert.Assert(t, is.Len(gws, 1), "one gateway process:\n%s", procTree(procs))
+	return gws[0].UID
+}
+
+func TestGatewayRunsUnprivileged(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Publish(8642), Cmd("gateway", "run"))
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+		assert.Check(t, is.Equal(gatewayUID(t, c), 10000))
+		r := c.ExecAs("hermes", "sh", "-c", "touch /opt/hermes/x || touch /opt/hermes/bin/x")
+		assert.Check(t, r.ExitCode != 0, "/opt/hermes must not be writable by hermes")
+		c.ExecAs("hermes", "touch", "/opt/data/ok").Assert(t, icmd.Success)
+	})
+}
+
+func TestUIDGIDRemap(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Publish(8642), Env("PUID=2345", "PGID=2346"), Cmd("gateway", "run"))
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+		assert.Check(t, is.Equal(gatewayUID(t, c), 2345))
+		c.Exec("id", "hermes").Assert(t, icmd.Expected{Out: "uid=2345(hermes) gid=2346(hermes)"})
+		owner := strings.TrimSpace(c.Exec("stat", "-c", "%u:%g", "/opt/data/logs/gateways").Stdout())
+		assert.Check(t, is.Equal(owner, "2345:2346"))
+	})
+}
+
+func TestBadRemapValueIgnoredWithMessage(t *testing.T) {
+	t.Parallel()
+	c := Start(t, testImage(t), Publish(8642), Env("HERMES_UID=0", "PGID=abc"), Cmd("gateway", "run"))
+	poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+	assert.Check(t, is.Equal(gatewayUID(t, c), 10000))
+	logs := c.Logs()
+	assert.Check(t, is.Contains(logs, `ignoring HERMES_UID: "0" is not a valid id`))
+	assert.Check(t, is.Contains(logs, `ignoring PGID: "abc" is not a valid id`))
+}
+
+func TestOtherUserRefused(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		r := RunToExit(t, image, Flags("--user", "1000"), Cmd("gateway", "run"))
+		assert.Check(t, r.ExitCode != 0, "--user 1000 must be refused")
+		assert.Check(t, is.Contains(r.Combined(), "refusing to run as uid 1000"))
+		assert.Check(t, is.Contains(r.Combined(), "--user 10000:10000"))
+	})
+}
+
+func TestRunAsHermesUser(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Publish(8642), Flags("--user", "10000:10000"), Cmd("gateway", "run"))
+		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+		poll.WaitOn(t, c.LogContains(breadcrumbMark), waitOpts...)
+		assert.Check(t, is.Equal(gatewayUID(t, c), 10000))
+	})
+}
+
+func TestReadOnlyRoot(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Publish(8642), Flags("--read-only", "--tmpfs", "/run:exec", "--tmpfs", "/tmp"), Cmd("gateway", "run"))
+		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+		h, _ := c.GetHealth(8642)
+		assert.NilError(t, Post(c.URL(8642, "/debug/crash")))
+		poll.WaitOn(t, c.Healthy(8642, func(n Health) bool { return n.Pid != h.Pid }), waitOpts...)
+	})
+}
+
+func TestHostOwnedFilesOnVolumeLeftAlone(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		vol := t.TempDir()
+		t.Cleanup(func() { icmd.RunCommand("rm", "-rf", vol) })
+		assert.NilError(t, os.WriteFile(filepath.Join(vol, "notes.txt"), []byte("mine"), 0o600))
+		assert.NilError(t, os.Chown(filepath.Join(vol, "notes.txt"), 4321, 4321))
+		assert.NilError(t, os.MkdirAll(filepath.Join(vol, "data"), 0o700))
+		assert.NilError(t, os.Chown(filepath.Join(vol, "data"), 4321, 4321))
+		// A symlink in the allowlist pointing at a host-owned file is not followed.
+		assert.NilError(t, os.Symlink("/etc/hostname", filepath.Join(vol, "gateway.pid")))
+
+		c := Start(t, image, Publish(8642), Flags("-v", vol+":/opt/data"), Cmd("gateway", "run"))
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+		for _, p := range []string{"notes.txt", "data"} {
+			st, err := os.Stat(filepath.Join(vol, p))
+			assert.NilError(t, err)
+			assert.Check(t, is.Equal(ownerOf(st), "4321:4321"), "%s must keep its owner", p)
+		}
+		st, err := os.Stat(vol)
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(ownerOf(st), "10000:10000"), "the volume root is given to hermes")
+		owner := strings.TrimSpace(c.Exec("stat", "-c", "%u", "/etc/hostname").Stdout())
+		assert.Check(t, is.Equal(owner, "0"), "a symlink's target must never be chowned")
+	})
+}
+
+func TestPlainCommandsExitCodesAndEnvironment(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		RunToExit(t, image, Cmd("true")).Assert(t, icmd.Success)
+		RunToExit(t, image, Cmd("sh", "-c", "exit 7")).Assert(t, icmd.Expected{ExitCode: 7})
+		RunToExit(t, image, Env("HERMES_PROBE=it's here"), Cmd("sh", "-c", `echo "probe=[$HERMES_PROBE] user=$(id -un)"`)).
+			Assert(t, icmd.Expected{Out: "probe=[it's here] user=hermes"})
+		RunToExit(t, image, Flags("-w", "/tmp"), Cmd("pwd")).Assert(t, icmd.Expected{Out: "/tmp"})
+	})
+}
+
+func TestEnvironmentReachesServices(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Publish(8642), Env("HERMES_PROBE=svc value", "HERMES_STANDIN_ENV_DUMP=/opt/data/env.txt"), Cmd("gateway", "run"))
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+		env := c.Exec("cat", "/opt/data/env.txt").Stdout()
+		assert.Check(t, is.Contains(env, "HERMES_PROBE=svc value\n"))
+		assert.Check(t, is.Contains(env, "HERMES_S6_SUPERVISED_CHILD=1\n"))
+	})
+}
+
+func TestZombiesAreReaped(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		// The subshell exits at once, orphaning its `sleep 0.2`, which PID 1 must reap.
+		c := Start(t, image, Cmd("sh", "-c", "(sleep 0.2 &) ; (sleep 0.3 &) ; exec sleep 1000"))
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			procs := c.Procs()
+			if len(procsMatching(procs, `^sleep 0\.[23]$`)) > 0 {
+				return poll.Continue("orphans still running:\n%s", procTree(procs))
+			}
+			for _, p := range procs {
+				if p.State == "Z" {
+					return poll.Continue("zombie left:\n%s", procTree(procs))
+				}
+			}
+			return poll.Success()
+		}, waitOpts...)
+	})
+}

@@ -1,0 +1,132 @@
+package front
+
+import (
+	"net"
+	"net/http"
+	"net/http/httptest"
+	"os"
+	"os/signal"
+	"path/filepath"
+	"strconv"
+	"syscall"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
+
+	"github.com/hermes-agent/hermes-s6/tools/s6"
+)
+
+func writeConfig(t *testing.T, home, name, body string) {
+	t.Helper()
+	mkProfile(t, home, name)
+	assert.NilError(t, os.WriteFile(filepath.Join(home, "profiles", name, "config.yaml"), []byte(body), 0o644))
+}
+
+func TestGatewayPort(t *testing.T) {
+	home := t.TempDir()
+	writeConfig(t, home, "quoted", "model: x\napi_server_port: \"9001\"\n")
+	writeConfig(t, home, "plain", "api_server_port: 9002\n")
+	writeConfig(t, home, "garbage", "api_server_port: soon\n")
+	for _, tc := range []struct {
+		name string
+		env  map[string]string
+		want int
+	}{
+		{"quoted", nil, 9001},
+		{"plain", map[string]string{"API_SERVER_PORT": "7000"}, 9002},
+		{"garbage", map[string]string{"API_SERVER_PORT": "7000"}, 7000},
+		{"missing", map[string]string{"API_SERVER_PORT": "7001"}, 7001},
+		{"missing", map[string]string{"API_SERVER_PORT": "x"}, 8642},
+		{"missing", nil, 8642},
+	} {
+		assert.Check(t, is.Equal(GatewayPort(home, tc.name, envOf(tc.env)), tc.want), "%s %v", tc.name, tc.env)
+	}
+}
+
+func serverPort(t *testing.T, srv *httptest.Server) string {
+	_, port, err := net.SplitHostPort(srv.Listener.Addr().String())
+	assert.NilError(t, err)
+	return port
+}
+
+func TestHealthAsksTheGatewaysHealthEndpoint(t *testing.T) {
+	home := t.TempDir()
+	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.URL.Path != "/health" {
+			http.NotFound(w, r)
+		}
+	}))
+	defer healthy.Close()
+	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		http.Error(w, "starting", http.StatusServiceUnavailable)
+	}))
+	defer sick.Close()
+	writeConfig(t, home, "good", "api_server_port: "+serverPort(t, healthy)+"\n")
+	writeConfig(t, home, "bad", "api_server_port: "+serverPort(t, sick)+"\n")
+	closed := httptest.NewServer(http.NotFoundHandler())
+	closedPort := serverPort(t, closed)
+	closed.Close()
+	writeConfig(t, home, "gone", "api_server_port: "+closedPort+"\n")
+
+	f := &Front{Getenv: envOf(map[string]string{"HERMES_HOME": home})}
+	assert.Check(t, f.health("good"))
+	assert.Check(t, is.Error(f.health("bad"), "/health on port "+serverPort(t, sick)+" answered 503 Service Unavailable"))
+	assert.Check(t, is.ErrorContains(f.health("gone"), "/health on port "+closedPort+": "))
+}
+
+func TestRunReturnsTheAgentsExitCode(t *testing.T) {
+	env := []string{"PATH=/usr/bin:/bin"}
+	code, err := run("/bin/sh", []string{"sh", "-c", "exit 3"}, env)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(code, 3))
+
+	code, err = run("/bin/sh", []string{"sh", "-c", "exit 0"}, env)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(code, 0))
+
+	code, err = run("/bin/sh", []string{"sh", "-c", "kill -TERM $$"}, env)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(code, 128+int(syscall.SIGTERM)), "killed by a signal: 128+signal")
+
+	_, err = run("/nonexistent/agent", []string{"agent"}, env)
+	assert.Check(t, is.ErrorContains(err, "/nonexistent/agent"))
+}
+
+func TestBlockReturnsTheSignal(t *testing.T) {
+	// Whatever happens, this process must not die of the signals below.
+	guard := make(chan os.Signal, 8)
+	signal.Notify(guard, syscall.SIGINT, syscall.SIGTERM)
+	defer signal.Stop(guard)
+
+	got := make(chan int, 1)
+	go func() { got <- block() }()
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		select {
+		case sig := <-got:
+			assert.Check(t, is.Equal(sig, int(syscall.SIGINT)))
+			return poll.Success()
+		default:
+			// block may not listen yet: ask again until it answers.
+			syscall.Kill(os.Getpid(), syscall.SIGINT)
+			return poll.Continue("block has not returned")
+		}
+	}, poll.WithTimeout(10*time.Second), poll.WithDelay(20*time.Millisecond))
+}
+
+func TestNewIsWiredToTheSystem(t *testing.T) {
+	f := New()
+	assert.Check(t, is.Equal(f.S6.ScanDir, s6.DefaultScanDir))
+	assert.Check(t, is.Equal(f.UnderS6, s6.UnderPID1("/proc", s6.DefaultScanDir)))
+	assert.Check(t, f.Exec != nil && f.Run != nil && f.Block != nil && f.History != nil && f.Health != nil)
+	assert.Check(t, is.Equal(f.Getenv("PATH"), os.Getenv("PATH")))
+	assert.Check(t, f.SlotTemplate == nil, "the production slots are render.GatewaySlot")
+	if os.Geteuid() != 0 {
+		assert.Check(t, is.Equal(f.UID, -1), "only root writes files for the hermes user")
+	} else if f.UID != -1 {
+		assert.Check(t, is.Equal(strconv.Itoa(f.S6.Group), strconv.Itoa(f.GID)))
+	}
+	assert.Check(t, is.Len(f.History("gateway-none", 5), 0))
+}
