@@ -56,7 +56,7 @@ EOT
 # dashboard rendered by render-run (never hand-written).
 FROM go AS rootfs
 COPY tools/ tools/
-COPY --chmod=0755 rootfs/ /out/
+COPY rootfs/ /out/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     --mount=type=cache,target=/root/go/pkg/mod --mount=type=secret,id=ca-bundle,required=false \
     go-with-ca run ./tools/cmd/hermes-s6 render-run -out /out/etc/s6-overlay/s6-rc.d gateway-default dashboard

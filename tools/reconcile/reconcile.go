@@ -159,6 +159,9 @@ func (r *Reconciler) cmdOwnership() (owner string, noGateways bool) {
 	if len(args) >= 2 && args[0] == "gateway" && args[1] == "run" {
 		optOut := profile.Truthy(r.Getenv("HERMES_GATEWAY_NO_SUPERVISE"))
 		for _, a := range args[2:] {
+			if a == "--" {
+				break // what follows is arguments, as the front reads them
+			}
 			if a == "--no-supervise" {
 				optOut = true
 			}
