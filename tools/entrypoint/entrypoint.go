@@ -57,6 +57,15 @@ func CheckUser(id Identity) error {
 	return fmt.Errorf("refusing to run as uid %d: run the container as root (the default; it drops to the hermes user) or as hermes (--user %s); remap hermes with HERMES_UID/HERMES_GID instead", id.UID, want)
 }
 
+// What Main does to the process, replaced in tests: the test process must
+// neither be replaced nor lose root.
+var (
+	getuid     = os.Getuid
+	lookupUser = user.Lookup
+	dropUser   = dropTo
+	execve     = syscall.Exec
+)
+
 // Main runs the wrapper; it returns only on error.
 func Main(args []string) int {
 	env := os.Environ()
@@ -65,8 +74,8 @@ func Main(args []string) int {
 			env = e
 		}
 	}
-	id := Identity{UID: os.Getuid(), GID: os.Getgid()}
-	if u, err := user.Lookup("hermes"); err == nil {
+	id := Identity{UID: getuid(), GID: os.Getgid()}
+	if u, err := lookupUser("hermes"); err == nil {
 		id.HermesUID, _ = strconv.Atoi(u.Uid)
 		id.HermesGID, _ = strconv.Atoi(u.Gid)
 		id.HermesHome = u.HomeDir
@@ -85,12 +94,12 @@ func Main(args []string) int {
 	if id.UID == 0 && id.HermesKnown {
 		env = setEnv(env, "HOME", id.HermesHome)
 		env = setEnv(env, "USER", "hermes")
-		if err := dropTo(id.HermesUID, id.HermesGID); err != nil {
+		if err := dropUser(id.HermesUID, id.HermesGID); err != nil {
 			fmt.Fprintln(os.Stderr, "hermes: cannot drop to the hermes user:", err)
 			return 1
 		}
 	}
-	err := syscall.Exec(plan.Path, plan.Argv, env)
+	err := execve(plan.Path, plan.Argv, env)
 	fmt.Fprintf(os.Stderr, "hermes: cannot run %s: %v\n", plan.Argv[0], err)
 	return 127
 }

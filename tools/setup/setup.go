@@ -133,7 +133,7 @@ func PrepareHome(home string, acc Account) ([]string, error) {
 		matches, _ := filepath.Glob(filepath.Join(home, pattern))
 		for _, p := range matches {
 			st, err := os.Lstat(p)
-			if err != nil || st.Mode()&os.ModeSymlink != 0 {
+			if err != nil || st.Mode()&os.ModeSymlink != 0 || throughSymlink(home, p) {
 				continue // never follow or chown symlinks
 			}
 			sys, ok := st.Sys().(*syscall.Stat_t)
@@ -147,6 +147,24 @@ func PrepareHome(home string, acc Account) ([]string, error) {
 		}
 	}
 	return changed, nil
+}
+
+// throughSymlink reports whether p is reached from home through a symlinked
+// directory (a glob such as profiles/*/gateway.pid matches through one).
+func throughSymlink(home, p string) bool {
+	rel, err := filepath.Rel(home, p)
+	if err != nil {
+		return true
+	}
+	dir := home
+	parts := strings.Split(rel, string(filepath.Separator))
+	for _, part := range parts[:len(parts)-1] {
+		dir = filepath.Join(dir, part)
+		if st, err := os.Lstat(dir); err != nil || st.Mode()&os.ModeSymlink != 0 {
+			return true
+		}
+	}
+	return false
 }
 
 // GrantScanDir lets group gid register slots in the scan directory and

@@ -20,6 +20,9 @@ import (
 // HistoryMax is the size at which the history file is rotated.
 const HistoryMax = 64 << 10
 
+// settle is how long a slot's status file is re-read after it changed.
+const settle = time.Second
+
 // Watcher follows the slots of one scan directory.
 type Watcher struct {
 	S6       *s6.Manager
@@ -70,7 +73,9 @@ func (w *Watcher) Scan() {
 		if err != nil {
 			continue
 		}
-		if prev, ok := w.stamp[slot]; ok && prev.Equal(fi.ModTime()) {
+		// Two writes within one (coarse) timestamp tick share an mtime: a
+		// status file that changed recently is read again until it settles.
+		if prev, ok := w.stamp[slot]; ok && prev.Equal(fi.ModTime()) && time.Since(fi.ModTime()) > settle {
 			continue
 		}
 		st, err := w.S6.Status(slot)

@@ -1,0 +1,258 @@
+package setup
+
+import (
+	"bytes"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+
+	"github.com/hermes-agent/hermes-s6/tools/render"
+	"github.com/hermes-agent/hermes-s6/tools/s6"
+)
+
+func TestParseID(t *testing.T) {
+	for v, want := range map[string]int{"1": 1, "10000": 10000, "2147483646": 2147483646} {
+		n, err := ParseID(v)
+		assert.Check(t, err, v)
+		assert.Check(t, is.Equal(n, want))
+	}
+	for _, v := range []string{"0", "-1", "2147483647", "99999999999", "", "abc", " 5", "1e3", "10000 "} {
+		_, err := ParseID(v)
+		assert.Check(t, is.ErrorContains(err, "is not a valid id (a whole number from 1 to 2147483646; 0 would be root)"), "%q", v)
+	}
+}
+
+func TestWantedIDs(t *testing.T) {
+	for _, tc := range []struct {
+		env      map[string]string
+		uid, gid int
+		log      string
+	}{
+		{nil, -1, -1, ""},
+		{map[string]string{"PUID": "1001", "PGID": "1002"}, 1001, 1002, ""},
+		{map[string]string{"HERMES_UID": "2001", "PUID": "1001", "PGID": "1002"}, 2001, 1002, ""},
+		{map[string]string{"HERMES_GID": "2002", "PGID": "1002"}, -1, 2002, ""},
+		{map[string]string{"HERMES_UID": "0", "PUID": "1001"}, -1, -1, `hermes-setup: ignoring HERMES_UID: "0" is not a valid id`},
+		{map[string]string{"PGID": "staff"}, -1, -1, `hermes-setup: ignoring PGID: "staff" is not a valid id`},
+	} {
+		var log bytes.Buffer
+		uid, gid := WantedIDs(func(k string) string { return tc.env[k] }, &log)
+		assert.Check(t, is.Equal(uid, tc.uid), "%v", tc.env)
+		assert.Check(t, is.Equal(gid, tc.gid), "%v", tc.env)
+		if tc.log == "" {
+			assert.Check(t, is.Equal(log.String(), ""))
+		} else {
+			assert.Check(t, is.Contains(log.String(), tc.log))
+		}
+	}
+}
+
+const passwd = `# users
+root:x:0:0:root:/root:/bin/bash
+hermes:x:10000:10000:Hermes:/opt/data:/usr/sbin/nologin
+hermesx:x:10001:10001::/home/hermesx:/bin/sh
+`
+
+const group = `root:x:0:
+hermes:x:10000:
+hermesx:x:10001:
+`
+
+func etc(t *testing.T) (string, string) {
+	dir := t.TempDir()
+	p, g := filepath.Join(dir, "passwd"), filepath.Join(dir, "group")
+	assert.NilError(t, os.WriteFile(p, []byte(passwd), 0o644))
+	assert.NilError(t, os.WriteFile(g, []byte(group), 0o644))
+	return p, g
+}
+
+func read(t *testing.T, p string) string {
+	t.Helper()
+	b, err := os.ReadFile(p)
+	assert.NilError(t, err)
+	return string(b)
+}
+
+func TestRemap(t *testing.T) {
+	p, g := etc(t)
+	acc, err := Remap(p, g, "hermes", 20000, 30000)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(acc, Account{Name: "hermes", UID: 20000, GID: 30000}))
+	assert.Check(t, is.Equal(read(t, p), strings.Replace(passwd, "hermes:x:10000:10000:", "hermes:x:20000:30000:", 1)))
+	assert.Check(t, is.Equal(read(t, g), strings.Replace(group, "hermes:x:10000:", "hermes:x:30000:", 1)))
+}
+
+func TestRemapUIDOnlyLeavesTheGroupFileAlone(t *testing.T) {
+	p, g := etc(t)
+	assert.NilError(t, os.Remove(g))
+	acc, err := Remap(p, g, "hermes", 20000, -1)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(acc, Account{Name: "hermes", UID: 20000, GID: 10000}))
+	assert.Check(t, is.Contains(read(t, p), "\nhermes:x:20000:10000:"))
+}
+
+func TestRemapNothingWritesNothing(t *testing.T) {
+	// /etc may be read-only: unchanged files are not written at all.
+	p, g := etc(t)
+	past := time.Date(2001, 1, 1, 0, 0, 0, 0, time.UTC)
+	for _, f := range []string{p, g} {
+		assert.NilError(t, os.Chtimes(f, past, past))
+	}
+	acc, err := Remap(p, g, "hermes", -1, -1)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(acc, Account{Name: "hermes", UID: 10000, GID: 10000}))
+	acc, err = Remap(p, g, "hermes", 10000, 10000)
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(acc, Account{Name: "hermes", UID: 10000, GID: 10000}))
+	for _, f := range []string{p, g} {
+		st, err := os.Stat(f)
+		assert.NilError(t, err)
+		assert.Check(t, st.ModTime().Equal(past), "%s was written", f)
+	}
+}
+
+func TestRemapErrors(t *testing.T) {
+	p, g := etc(t)
+	_, err := Remap(p, g, "nobody-here", 1, 1)
+	assert.Check(t, is.ErrorContains(err, `no user "nobody-here" in `+p))
+	_, err = Remap(filepath.Join(t.TempDir(), "passwd"), g, "hermes", 1, 1)
+	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
+	assert.NilError(t, os.Remove(g))
+	_, err = Remap(p, g, "hermes", 1, 1)
+	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
+}
+
+func owner(t *testing.T, p string) (int, int) {
+	t.Helper()
+	st, err := os.Lstat(p)
+	assert.NilError(t, err, p)
+	sys := st.Sys().(*syscall.Stat_t)
+	return int(sys.Uid), int(sys.Gid)
+}
+
+func touch(t *testing.T, p string) {
+	t.Helper()
+	assert.NilError(t, os.MkdirAll(filepath.Dir(p), 0o755))
+	assert.NilError(t, os.WriteFile(p, nil, 0o644))
+}
+
+func TestPrepareHome(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chown needs root")
+	}
+	acc := Account{Name: "hermes", UID: 12345, GID: 23456}
+	home := filepath.Join(t.TempDir(), "data")
+
+	// An empty volume gets the tree, all of it for hermes.
+	changed, err := PrepareHome(home, acc)
+	assert.NilError(t, err)
+	sort.Strings(changed)
+	assert.Check(t, is.DeepEqual(changed, []string{home, filepath.Join(home, "logs"), filepath.Join(home, "logs/gateways"), filepath.Join(home, "profiles")}))
+
+	// Files root left behind: allowlisted ones are repaired, others not.
+	for _, p := range []string{"logs/container-boot.log", "logs/gateways/work/current", "profiles/work/gateway.desired.json",
+		"profiles/work/gateway.pid", "gateway.pid", "config.yaml", "profiles/work/config.yaml", "profiles/work/skills/a.md"} {
+		touch(t, filepath.Join(home, p))
+	}
+	// Symlinks pointing out of the volume, where allowlisted names are.
+	outside := t.TempDir()
+	touch(t, filepath.Join(outside, "gateway.desired.json"))
+	touch(t, filepath.Join(outside, "gateway.pid"))
+	touch(t, filepath.Join(outside, "current"))
+	assert.NilError(t, os.Symlink(filepath.Join(outside, "gateway.desired.json"), filepath.Join(home, "gateway.desired.json")))
+	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "profiles", "evil")))
+	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "logs", "gateways", "evil")))
+
+	changed, err = PrepareHome(home, acc)
+	assert.NilError(t, err)
+	sort.Strings(changed)
+	var want []string
+	for _, p := range []string{"gateway.pid", "logs/container-boot.log", "logs/gateways/work", "logs/gateways/work/current",
+		"profiles/work", "profiles/work/gateway.desired.json", "profiles/work/gateway.pid"} {
+		want = append(want, filepath.Join(home, p))
+	}
+	assert.Check(t, is.DeepEqual(changed, want))
+	for _, p := range want {
+		uid, gid := owner(t, p)
+		assert.Check(t, uid == acc.UID && gid == acc.GID, "%s is %d:%d", p, uid, gid)
+	}
+	for _, p := range []string{"config.yaml", "profiles/work/config.yaml", "profiles/work/skills", "profiles/work/skills/a.md",
+		"gateway.desired.json", "profiles/evil", "logs/gateways/evil"} {
+		uid, gid := owner(t, filepath.Join(home, p))
+		assert.Check(t, uid == 0 && gid == 0, "%s must be left alone, is %d:%d", p, uid, gid)
+	}
+	for _, p := range []string{"", "gateway.desired.json", "gateway.pid", "current"} {
+		uid, gid := owner(t, filepath.Join(outside, p))
+		assert.Check(t, uid == 0 && gid == 0, "outside/%s must never be touched, is %d:%d", p, uid, gid)
+	}
+
+	// Once repaired, nothing changes.
+	changed, err = PrepareHome(home, acc)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(changed, 0))
+}
+
+func TestPrepareHomeChownFailure(t *testing.T) {
+	if os.Geteuid() == 0 {
+		t.Skip("root may chown anything")
+	}
+	_, err := PrepareHome(t.TempDir(), Account{UID: 1, GID: 1})
+	assert.Check(t, is.ErrorContains(err, "chown "))
+}
+
+func TestGrantScanDir(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("chgrp to another group needs root")
+	}
+	m, _ := liveScan(t)
+	assert.NilError(t, m.Register(render.GatewaySlot("work")))
+	const gid = 4242
+	assert.NilError(t, GrantScanDir(m, gid))
+
+	for _, c := range []struct {
+		p    string
+		mode os.FileMode
+	}{
+		{"", os.ModeDir | 0o775},
+		{".s6-svscan", os.ModeDir | 0o750},
+		{".s6-svscan/control", os.ModeNamedPipe | 0o660},
+		{"gateway-work", os.ModeDir | 0o775},
+		{"gateway-work/supervise", os.ModeDir | 0o770},
+		{"gateway-work/supervise/control", os.ModeNamedPipe | 0o660},
+		{"gateway-work/event", os.ModeDir | os.ModeSetgid | os.ModeSticky | 0o730},
+		{"gateway-work/log", os.ModeDir | 0o775},
+		{"gateway-work/log/supervise/control", os.ModeNamedPipe | 0o660},
+	} {
+		p := filepath.Join(m.ScanDir, c.p)
+		st, err := os.Lstat(p)
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(st.Mode(), c.mode), c.p)
+		_, g := owner(t, p)
+		assert.Check(t, is.Equal(g, gid), c.p)
+	}
+	// s6 still drives the slot.
+	assert.NilError(t, m.Start("gateway-work"))
+	st, err := m.Status("gateway-work")
+	assert.NilError(t, err)
+	assert.Check(t, st.WantUp)
+}
+
+func TestGrantScanDirErrors(t *testing.T) {
+	err := GrantScanDir(s6.New(filepath.Join(t.TempDir(), "missing")), os.Getgid())
+	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
+
+	// A slot nobody supervises.
+	scan := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(scan, "gateway-x"), 0o755))
+	m := s6.New(scan)
+	m.Timeout = 50 * time.Millisecond
+	err = GrantScanDir(m, os.Getgid())
+	assert.Check(t, is.ErrorContains(err, "s6-supervise did not start within 50ms"))
+}

@@ -1,0 +1,232 @@
+package watch
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"os/user"
+	"path/filepath"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
+
+	"github.com/hermes-agent/hermes-s6/tools/render"
+	"github.com/hermes-agent/hermes-s6/tools/s6"
+)
+
+func TestDescribe(t *testing.T) {
+	up := func(pid int) s6.Status { return s6.Status{Up: true, WantUp: true, Pid: pid, ExitCode: -1} }
+	for _, tc := range []struct {
+		name      string
+		prev, cur s6.Status
+		known     bool
+		restarts  int // before
+		want      []string
+		after     int // restarts after
+	}{
+		{"first seen up", s6.Status{}, up(10), false, 0, []string{"gw started (pid 10)"}, 0},
+		{"first seen down", s6.Status{}, s6.Status{ExitCode: -1}, false, 0, nil, 0},
+		{"started", s6.Status{ExitCode: -1}, up(11), true, 0, []string{"gw started (pid 11)"}, 0},
+		{"exited with code", up(10), s6.Status{WantUp: true, ExitCode: 3}, true, 0, []string{"gw exited with code 3"}, 0},
+		{"killed by signal", up(10), s6.Status{WantUp: true, ExitCode: -1, Signal: "SIGKILL"}, true, 0, []string{"gw exited by signal SIGKILL"}, 0},
+		{"exited, nothing known", up(10), s6.Status{WantUp: true, ExitCode: -1}, true, 0, []string{"gw exited"}, 0},
+		{"restarted", s6.Status{WantUp: true, ExitCode: 3}, up(12), true, 1, []string{"gw restarted (pid 12, restart #2)"}, 2},
+		{"died and came back between two looks", up(10), up(13), true, 0, []string{"gw exited; restarted (pid 13, restart #1)"}, 1},
+		{"gave up after exit 78", up(10), s6.Status{ExitCode: 78}, true, 0, []string{"gw exited with code 78", "gw gave up after exit 78 (fatal configuration): not restarting"}, 0},
+		{"gave up after exit 78 seen down", s6.Status{WantUp: true, ExitCode: 1}, s6.Status{ExitCode: 78}, true, 0, []string{"gw gave up after exit 78 (fatal configuration): not restarting"}, 0},
+		{"stopped", up(10), s6.Status{ExitCode: -1, Signal: "SIGTERM"}, true, 0, []string{"gw exited by signal SIGTERM", "gw stopped"}, 0},
+		{"no change", up(10), up(10), true, 4, nil, 4},
+		{"still down", s6.Status{ExitCode: 0}, s6.Status{ExitCode: 0}, true, 0, nil, 0},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := tc.restarts
+			got := Describe("gw", tc.prev, tc.cur, tc.known, &n)
+			assert.Check(t, is.DeepEqual(got, tc.want))
+			assert.Check(t, is.Equal(n, tc.after), "restart count")
+		})
+	}
+}
+
+// syncBuffer is the watcher's docker log, read while the watcher writes.
+type syncBuffer struct {
+	mu sync.Mutex
+	b  bytes.Buffer
+}
+
+func (s *syncBuffer) Write(p []byte) (int, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.Write(p)
+}
+
+func (s *syncBuffer) String() string {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return s.b.String()
+}
+
+// logged waits until out holds want.
+func logged(out fmt.Stringer, want string) poll.Check {
+	return func(poll.LogT) poll.Result {
+		if strings.Contains(out.String(), want) {
+			return poll.Success()
+		}
+		return poll.Continue("want %q in\n%s", want, out)
+	}
+}
+
+func statusOf(t *testing.T, m *s6.Manager, slot string) s6.Status {
+	t.Helper()
+	st, err := m.Status(slot)
+	assert.NilError(t, err)
+	return st
+}
+
+func TestWatcherFollowsACrashingSlot(t *testing.T) {
+	m, home := liveScan(t)
+	u, err := user.Current()
+	assert.NilError(t, err)
+	slot := render.GatewaySlot("work")
+	slot.Front, slot.Shell, slot.User = standInGateway(t), "/bin/sh", u.Username
+	assert.NilError(t, m.Register(slot))
+
+	out := &syncBuffer{}
+	history := filepath.Join(t.TempDir(), "history.log")
+	w := &Watcher{S6: m, Out: out, History: history, Interval: 20 * time.Millisecond,
+		Now: func() time.Time { return time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC) }}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { w.Run(stop); close(done) }()
+	defer func() { close(stop); <-done }()
+
+	assert.NilError(t, m.Start("gateway-work"))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if st, err := m.Status("gateway-work"); err == nil && st.Up {
+			return poll.Success()
+		}
+		return poll.Continue("gateway-work not up")
+	}, pollOpts...)
+	first := statusOf(t, m, "gateway-work").Pid
+	poll.WaitOn(t, logged(out, fmt.Sprintf("hermes-watch: gateway-work started (pid %d)\n", first)), pollOpts...)
+
+	// A crash: the supervisor restarts it and the watcher counts it.
+	assert.NilError(t, syscall.Kill(first, syscall.SIGKILL))
+	poll.WaitOn(t, logged(out, ", restart #1)\n"), pollOpts...)
+
+	// A fatal configuration: exit 78, and s6 gives up.
+	assert.NilError(t, os.WriteFile(filepath.Join(home, "exit-work"), []byte("78"), 0o644))
+	assert.NilError(t, syscall.Kill(statusOf(t, m, "gateway-work").Pid, syscall.SIGKILL))
+	poll.WaitOn(t, logged(out, "hermes-watch: gateway-work gave up after exit 78 (fatal configuration): not restarting\n"), pollOpts...)
+	assert.Check(t, is.Contains(out.String(), "hermes-watch: gateway-work exited with code 78\n"))
+
+	// Started again once fixed, then stopped.
+	assert.NilError(t, os.Remove(filepath.Join(home, "exit-work")))
+	assert.NilError(t, m.Start("gateway-work"))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if st, err := m.Status("gateway-work"); err == nil && st.Up {
+			return poll.Success()
+		}
+		return poll.Continue("gateway-work not up")
+	}, pollOpts...)
+	again := statusOf(t, m, "gateway-work").Pid
+	poll.WaitOn(t, logged(out, fmt.Sprintf("hermes-watch: gateway-work started (pid %d)\n", again)), pollOpts...)
+	assert.NilError(t, m.Stop("gateway-work", true))
+	poll.WaitOn(t, logged(out, "hermes-watch: gateway-work stopped\n"), pollOpts...)
+	assert.Check(t, is.Contains(out.String(), "hermes-watch: gateway-work exited by signal SIGTERM\n"))
+
+	assert.NilError(t, m.Unregister("gateway-work"))
+	poll.WaitOn(t, logged(out, "hermes-watch: gateway-work removed\n"), pollOpts...)
+
+	// The history file has the same lines, stamped.
+	b, err := os.ReadFile(history)
+	assert.NilError(t, err)
+	var want strings.Builder
+	for _, l := range strings.SplitAfter(out.String(), "\n") {
+		if l != "" {
+			want.WriteString("2030-01-02T03:04:05Z " + strings.TrimPrefix(l, "hermes-watch: "))
+		}
+	}
+	assert.Check(t, is.Equal(string(b), want.String()))
+}
+
+func TestWatcherSeesAChangeWithinOneTimestampTick(t *testing.T) {
+	// Two status writes can share one mtime (coarse file timestamps): the
+	// watcher must still report the second.
+	m, _ := liveScan(t)
+	u, err := user.Current()
+	assert.NilError(t, err)
+	slot := render.GatewaySlot("tick")
+	slot.Front, slot.Shell, slot.User = standInGateway(t), "/bin/sh", u.Username
+	assert.NilError(t, m.Register(slot))
+	assert.NilError(t, m.Start("gateway-tick"))
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if st, err := m.Status("gateway-tick"); err == nil && st.Up {
+			return poll.Success()
+		}
+		return poll.Continue("gateway-tick not up")
+	}, pollOpts...)
+
+	out := &syncBuffer{}
+	w := &Watcher{S6: m, Out: out}
+	w.Scan()
+	assert.Check(t, is.Contains(out.String(), "gateway-tick started"))
+	status := filepath.Join(m.Dir("gateway-tick"), "supervise", "status")
+	fi, err := os.Stat(status)
+	assert.NilError(t, err)
+
+	assert.NilError(t, m.Stop("gateway-tick", true))
+	assert.NilError(t, os.Chtimes(status, fi.ModTime(), fi.ModTime()))
+	w.Scan()
+	assert.Check(t, is.Contains(out.String(), "gateway-tick stopped\n"))
+}
+
+func TestScanWithoutAScanDirectory(t *testing.T) {
+	out := &syncBuffer{}
+	w := &Watcher{S6: s6.New(filepath.Join(t.TempDir(), "missing")), Out: out}
+	w.Scan()
+	assert.Check(t, is.Equal(out.String(), ""))
+}
+
+func TestScanSkipsUnsupervisedSlots(t *testing.T) {
+	scan := t.TempDir()
+	m := s6.New(scan)
+	// Not yet picked up: no supervise/status.
+	assert.NilError(t, os.MkdirAll(filepath.Join(scan, "fresh"), 0o755))
+	// A status file, but no supervisor to ask.
+	assert.NilError(t, os.MkdirAll(filepath.Join(scan, "orphan", "supervise"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(scan, "orphan", "supervise", "status"), nil, 0o644))
+	out := &syncBuffer{}
+	w := &Watcher{S6: m, Out: out}
+	w.Scan()
+	assert.Check(t, is.Equal(out.String(), ""))
+}
+
+func TestHistoryIsRotated(t *testing.T) {
+	history := filepath.Join(t.TempDir(), "history.log")
+	full := bytes.Repeat([]byte("old line\n"), HistoryMax/9+1)
+	assert.NilError(t, os.WriteFile(history, full, 0o644))
+	out := &syncBuffer{}
+	w := &Watcher{Out: out, History: history, Now: func() time.Time { return time.Unix(0, 0) }}
+	w.emit("gateway-x started (pid 1)")
+
+	old, err := os.ReadFile(history + ".1")
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(len(old), len(full)))
+	b, err := os.ReadFile(history)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(b), "1970-01-01T00:00:00Z gateway-x started (pid 1)\n"))
+	assert.Check(t, is.Equal(out.String(), "hermes-watch: gateway-x started (pid 1)\n"))
+}
+
+func TestEmitWithoutHistory(t *testing.T) {
+	out := &syncBuffer{}
+	w := &Watcher{Out: out}
+	w.emit("dashboard stopped")
+	assert.Check(t, is.Equal(out.String(), "hermes-watch: dashboard stopped\n"))
+}
