@@ -156,14 +156,20 @@ func Start(t testing.TB, image string, opts ...RunOpt) *Container {
 	r := icmd.RunCommand("docker", args...)
 	r.Assert(t, icmd.Success)
 	for _, p := range o.ports {
-		out := icmd.RunCommand("docker", "port", c.Name, fmt.Sprintf("%d/tcp", p))
-		out.Assert(t, icmd.Success)
-		line := strings.TrimSpace(strings.Split(out.Stdout(), "\n")[0])
-		hp, err := strconv.Atoi(line[strings.LastIndex(line, ":")+1:])
-		assert.NilError(t, err, "docker port: %q", line)
-		c.ports[p] = hp
+		c.ports[p] = hostPort(t, c.Name, p)
 	}
 	return c
+}
+
+// hostPort is the 127.0.0.1 port that container port p is published on.
+func hostPort(t testing.TB, name string, p int) int {
+	t.Helper()
+	out := icmd.RunCommand("docker", "port", name, fmt.Sprintf("%d/tcp", p))
+	out.Assert(t, icmd.Success)
+	line := strings.TrimSpace(strings.Split(out.Stdout(), "\n")[0])
+	hp, err := strconv.Atoi(line[strings.LastIndex(line, ":")+1:])
+	assert.NilError(t, err, "docker port: %q", line)
+	return hp
 }
 
 // RunToExit runs a container to completion and returns its result.

@@ -110,8 +110,8 @@ func assertForeground(t *testing.T, c *Container) {
 func TestNoSuperviseEnvTable(t *testing.T) {
 	t.Parallel()
 	for _, tc := range []struct {
-		value    string
-		optsOut  bool
+		value   string
+		optsOut bool
 	}{
 		{"1", true}, {"true", true}, {"YES", true},
 		{"0", false}, {"false", false}, {"ture", false}, {"", false},

@@ -92,7 +92,7 @@ func statusIs(m *Manager, name string, want func(Status) bool, what string) poll
 	}
 }
 
-var pollOpts = []poll.SettingOp{poll.WithTimeout(15 * time.Second), poll.WithDelay(20 * time.Millisecond)}
+var pollOpts = []poll.SettingOp{poll.WithTimeout(60 * time.Second), poll.WithDelay(20 * time.Millisecond)}
 
 func TestRegisterStartCrashRestartStop(t *testing.T) {
 	m, home := liveScan(t)

@@ -1,0 +1,226 @@
+package harness
+
+import (
+	"fmt"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/google/go-containerregistry/pkg/v1/tarball"
+	"gotest.tools/v3/icmd"
+
+	"github.com/hermes-agent/hermes-s6/tools/imagesize"
+)
+
+// Benchmarks of what operators feel, each beside its baseline in the same
+// run. Run with: go test -run '^$' -bench . -benchtime 5x ./harness/
+// Every sub-benchmark reports median-ms (the median of its b.N samples).
+
+// pollFast polls cond every 5 ms up to a minute; it fails the benchmark on timeout.
+func pollFast(b *testing.B, what string, cond func() bool) {
+	b.Helper()
+	deadline := time.Now().Add(time.Minute)
+	for !cond() {
+		if time.Now().After(deadline) {
+			b.Fatalf("timed out waiting for %s", what)
+		}
+		time.Sleep(5 * time.Millisecond) // a polling interval, not a wait for a condition
+	}
+}
+
+type samples []time.Duration
+
+func (s samples) report(b *testing.B) {
+	if len(s) == 0 {
+		return
+	}
+	sorted := append(samples(nil), s...)
+	sort.Slice(sorted, func(i, j int) bool { return sorted[i] < sorted[j] })
+	b.ReportMetric(float64(sorted[len(sorted)/2].Microseconds())/1000, "median-ms")
+}
+
+func startForBench(b *testing.B, image string, opts ...RunOpt) *Container {
+	b.Helper()
+	return Start(b, image, opts...)
+}
+
+func healthy(c *Container, port int) bool {
+	_, err := c.GetHealth(port)
+	return err == nil
+}
+
+// BenchmarkBoot: docker run until the gateway is supervised and /health
+// answers, beside the engine's floor (no init at all) and a CMD that exits.
+func BenchmarkBoot(b *testing.B) {
+	image := testImage(b)
+	b.Run("floor-entrypoint-true", func(b *testing.B) {
+		var s samples
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			icmd.RunCommand("docker", "run", "--rm", "--entrypoint", "/bin/true", image).Assert(b, icmd.Success)
+			s = append(s, time.Since(t0))
+		}
+		s.report(b)
+	})
+	b.Run("cmd-true", func(b *testing.B) {
+		var s samples
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			icmd.RunCommand("docker", "run", "--rm", image, "true").Assert(b, icmd.Success)
+			s = append(s, time.Since(t0))
+		}
+		s.report(b)
+	})
+	b.Run("supervised-and-healthy", func(b *testing.B) {
+		var s samples
+		for i := 0; i < b.N; i++ {
+			b.StopTimer()
+			name := uniqueName(b)
+			b.StartTimer()
+			t0 := time.Now()
+			icmd.RunCommand("docker", "run", "-d", "--name", name, "-p", "127.0.0.1::8642", image, "gateway", "run").Assert(b, icmd.Success)
+			c := &Container{t: b, Name: name, ports: map[int]int{8642: hostPort(b, name, 8642)}}
+			pollFast(b, "gateway healthy", func() bool { return healthy(c, 8642) })
+			s = append(s, time.Since(t0))
+			b.StopTimer()
+			icmd.RunCommand("docker", "rm", "-f", "-v", name)
+			b.StartTimer()
+		}
+		s.report(b)
+	})
+}
+
+// BenchmarkCrashToServing: a crashed gateway serving again from a new pid,
+// beside the stand-in's own cold start (the floor for any restart).
+func BenchmarkCrashToServing(b *testing.B) {
+	image := testImage(b)
+	c := startForBench(b, image, Publish(8642, 8643), Cmd("gateway", "run"))
+	pollFast(b, "gateway healthy", func() bool { return healthy(c, 8642) })
+	b.Run("floor-agent-cold-start", func(b *testing.B) {
+		var s samples
+		for i := 0; i < b.N; i++ {
+			t0 := time.Now()
+			c.ExecAs("hermes", "sh", "-c", "API_SERVER_PORT=8643 HERMES_HOME=/tmp exec /opt/hermes/bin/hermes-agent gateway run >/dev/null 2>&1 &").Assert(b, icmd.Success)
+			pollFast(b, "stand-in serving", func() bool { return healthy(c, 8643) })
+			s = append(s, time.Since(t0))
+			b.StopTimer()
+			Post(c.URL(8643, "/debug/crash"))
+			pollFast(b, "stand-in gone", func() bool { return !healthy(c, 8643) })
+			b.StartTimer()
+		}
+		s.report(b)
+	})
+	b.Run("crash-to-serving", func(b *testing.B) {
+		var s samples
+		for i := 0; i < b.N; i++ {
+			h, err := c.GetHealth(8642)
+			if err != nil {
+				b.Fatal(err)
+			}
+			t0 := time.Now()
+			if err := Post(c.URL(8642, "/debug/crash")); err != nil {
+				b.Fatal(err)
+			}
+			pollFast(b, "new pid serving", func() bool {
+				n, err := c.GetHealth(8642)
+				return err == nil && n.Pid != h.Pid
+			})
+			s = append(s, time.Since(t0))
+		}
+		s.report(b)
+	})
+}
+
+// BenchmarkStop: docker stop with gateway + dashboard supervised, beside the
+// same image with --no-supervise (the gateway as the CMD).
+func BenchmarkStop(b *testing.B) {
+	image := testImage(b)
+	for _, tc := range []struct {
+		name string
+		opts []RunOpt
+	}{
+		{"baseline-no-supervise", []RunOpt{Publish(8642), Cmd("gateway", "run", "--no-supervise")}},
+		{"supervised-gateway-and-dashboard", []RunOpt{Publish(8642), Env("HERMES_DASHBOARD=1"), Cmd("gateway", "run")}},
+	} {
+		b.Run(tc.name, func(b *testing.B) {
+			var s samples
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				c := startForBench(b, image, tc.opts...)
+				pollFast(b, "gateway healthy", func() bool { return healthy(c, 8642) })
+				b.StartTimer()
+				t0 := time.Now()
+				icmd.RunCommand("docker", "stop", c.Name).Assert(b, icmd.Success)
+				s = append(s, time.Since(t0))
+			}
+			s.report(b)
+		})
+	}
+}
+
+// BenchmarkBootProfiles: boot until every slot of a volume with N profiles
+// (all desired running) is up, for 0 and 50 profiles.
+func BenchmarkBootProfiles(b *testing.B) {
+	image := testImage(b)
+	for _, n := range []int{0, 50} {
+		b.Run(fmt.Sprintf("profiles=%d", n), func(b *testing.B) {
+			vol := b.TempDir()
+			for i := 0; i < n; i++ {
+				dir := filepath.Join(vol, "profiles", fmt.Sprintf("p%02d", i))
+				if err := os.MkdirAll(dir, 0o755); err != nil {
+					b.Fatal(err)
+				}
+				os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(fmt.Sprintf("api_server_port: %d\n", 9000+i)), 0o644)
+				os.WriteFile(filepath.Join(dir, "gateway.desired.json"), []byte(`{"desired":"running"}`), 0o644)
+			}
+			b.Cleanup(func() { icmd.RunCommand("rm", "-rf", vol) })
+			count := `n=0; for d in /run/service/gateway-*; do s6-svstat -o up "$d" 2>/dev/null | grep -q true && n=$((n+1)); done; echo $n`
+			var s samples
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				name := uniqueName(b)
+				b.StartTimer()
+				t0 := time.Now()
+				icmd.RunCommand("docker", "run", "-d", "--name", name, "-v", vol+":/opt/data", image, "gateway", "run").Assert(b, icmd.Success)
+				want := fmt.Sprint(n + 1)
+				pollFast(b, "all slots up", func() bool {
+					return strings.TrimSpace(icmd.RunCommand("docker", "exec", name, "sh", "-c", count).Stdout()) == want
+				})
+				s = append(s, time.Since(t0))
+				b.StopTimer()
+				icmd.RunCommand("docker", "rm", "-f", name)
+				b.StartTimer()
+			}
+			s.report(b)
+		})
+	}
+}
+
+// BenchmarkImageSize reports the image's parts (uncompressed), read from the
+// image itself: what s6, tools and rootfs add beside the base and the agent.
+func BenchmarkImageSize(b *testing.B) {
+	image := testImage(b)
+	tarPath := filepath.Join(b.TempDir(), "image.tar")
+	icmd.RunCommand("docker", "save", "-o", tarPath, image).Assert(b, icmd.Success)
+	img, err := tarball.ImageFromPath(tarPath, nil)
+	if err != nil {
+		b.Fatal(err)
+	}
+	var totals map[string]int64
+	for i := 0; i < b.N; i++ {
+		layers, err := imagesize.Layers(img)
+		if err != nil {
+			b.Fatal(err)
+		}
+		totals = imagesize.Totals(layers)
+	}
+	mib := func(n int64) float64 { return float64(n) / (1 << 20) }
+	b.ReportMetric(mib(totals["base"]+totals["agent"]), "base+agent-MiB")
+	b.ReportMetric(mib(totals["s6"]+totals["tools"]+totals["rootfs"]), "added-MiB")
+	for _, p := range []string{"s6", "tools", "rootfs"} {
+		b.ReportMetric(mib(totals[p]), p+"-MiB")
+	}
+}
