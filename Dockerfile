@@ -5,6 +5,7 @@
 ARG BASE_IMAGE=debian:trixie-slim
 ARG S6_SOURCE=release
 ARG HERMES_AGENT=real
+ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.9
 
 # ---------------------------------------------------------------- base
 FROM ${BASE_IMAGE} AS base
@@ -114,20 +115,24 @@ done
 EOT
 
 # ---------------------------------------------------------------- agent payloads
-# The real Hermes agent, from its source at a pinned ref (needs network).
+# The real Hermes agent, installed from its source at a pinned ref (needs
+# network). It requires Python 3.14, which uv provides in /opt/hermes/python.
+FROM ${UV_IMAGE} AS uv
+
 FROM base AS agent-real
 ARG TARGETPLATFORM
 ARG HERMES_AGENT_REPO=https://github.com/NousResearch/hermes-agent
-ARG HERMES_AGENT_REF=main
+ARG HERMES_AGENT_REF=00067189dfecf833d4d009c2dd977ae85cf800e0
+ENV UV_PYTHON_INSTALL_DIR=/opt/hermes/python UV_LINK_MODE=copy UV_NO_CACHE=1
 RUN --mount=type=cache,id=apt-cache-$TARGETPLATFORM,target=/var/cache/apt,sharing=locked \
-    --mount=type=cache,id=apt-lists-$TARGETPLATFORM,target=/var/lib/apt/lists,sharing=locked <<EOT
+    --mount=type=cache,id=apt-lists-$TARGETPLATFORM,target=/var/lib/apt/lists,sharing=locked \
+    --mount=from=uv,source=/uv,target=/usr/local/bin/uv <<EOT
 set -eu
 rm -f /etc/apt/apt.conf.d/docker-clean
 apt-get update -qq
-DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
-  python3 python3-venv git ca-certificates >/dev/null
-python3 -m venv /opt/hermes/venv
-/opt/hermes/venv/bin/pip install --no-cache-dir "git+${HERMES_AGENT_REPO}@${HERMES_AGENT_REF}"
+DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git ca-certificates >/dev/null
+uv venv --python 3.14 /opt/hermes/venv
+uv pip install --python /opt/hermes/venv/bin/python "hermes-agent @ git+${HERMES_AGENT_REPO}@${HERMES_AGENT_REF}"
 mkdir -p /opt/hermes/bin
 ln -s ../venv/bin/hermes /opt/hermes/bin/hermes-agent
 EOT

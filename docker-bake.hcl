@@ -57,8 +57,9 @@ variable "TEST_S6_SOURCE" {
 variable "HERMES_AGENT_REPO" {
   default = "https://github.com/NousResearch/hermes-agent"
 }
+# A commit of the agent (pyproject version 0.21.3); tags work too.
 variable "HERMES_AGENT_REF" {
-  default = "main"
+  default = "00067189dfecf833d4d009c2dd977ae85cf800e0"
 }
 variable "GOPROXY" {
   default = "https://proxy.golang.org,direct"
