@@ -190,11 +190,18 @@ func slotsDown([]string) int {
 		ms = n
 	}
 	m.Timeout = time.Duration(ms) * time.Millisecond
-	done := make(chan struct{}, len(slots))
+	// Loggers and the watcher stay up so the slots' last words are logged.
+	var targets []string
 	for _, s := range slots {
+		if s == "dashboard" || strings.HasPrefix(s, "gateway-") && !strings.HasSuffix(s, "-log") {
+			targets = append(targets, s)
+		}
+	}
+	done := make(chan struct{}, len(targets))
+	for _, s := range targets {
 		go func() { m.Stop(s, true); done <- struct{}{} }()
 	}
-	for range slots {
+	for range targets {
 		<-done
 	}
 	return 0
