@@ -39,6 +39,15 @@ type Reconciler struct {
 	// Alive reports whether pid is a live gateway process.
 	Alive func(pid int) bool
 	Now   func() time.Time
+	// Slot describes a profile's gateway slot (nil: render.GatewaySlot).
+	Slot func(profile string) render.Slot
+}
+
+func (r *Reconciler) gatewaySlot(name string) render.Slot {
+	if r.Slot != nil {
+		return r.Slot(name)
+	}
+	return render.GatewaySlot(name)
 }
 
 // Outcome is what happened to one profile.
@@ -64,63 +73,74 @@ func (r *Reconciler) Run() []Outcome {
 	}
 	owner, noGateways := r.cmdOwnership()
 
-	// Render every slot first, then one rescan for all of them.
+	// Decide, then render every slot with its down marker mirroring the
+	// decision: a fresh slot that should run has none, so s6-supervise starts
+	// it by itself after the one rescan; existing slots get a control command.
 	var outcomes []Outcome
-	var fresh []string
+	existing := map[string]bool{}
 	for _, name := range names {
 		slot := profile.Slot(name)
-		isNew, err := r.render(render.GatewaySlot(name))
+		r.removeStalePid(name)
+		o := Outcome{Profile: name, Slot: slot}
+		o.Action, o.Reason = r.decide(name, owner, noGateways)
+		desc := r.gatewaySlot(name)
+		desc.Down = o.Action != "started"
+		isNew, err := r.render(desc)
 		if err != nil {
-			outcomes = append(outcomes, Outcome{name, slot, "error", err.Error()})
-			continue
+			o.Action, o.Reason = "error", err.Error()
 		}
-		if isNew {
-			fresh = append(fresh, slot)
-		}
-		outcomes = append(outcomes, Outcome{Profile: name, Slot: slot})
+		existing[slot] = err == nil && !isNew
+		outcomes = append(outcomes, o)
 	}
-	if _, err := r.render(render.DashboardSlot()); err != nil {
-		r.logf("dashboard: %v", err)
+	dash := render.DashboardSlot()
+	dash.Down = !profile.Truthy(r.Getenv("HERMES_DASHBOARD"))
+	dashNew, dashErr := r.render(dash)
+	if dashErr != nil {
+		r.logf("dashboard: %v", dashErr)
 	}
 	if err := r.S6.Rescan(); err != nil {
 		r.logf("rescan: %v", err)
 	}
-	var toStart []string
 	for i := range outcomes {
 		o := &outcomes[i]
-		if o.Action == "error" {
-			continue
-		}
-		r.removeStalePid(o.Profile)
-		o.Action, o.Reason = r.decide(o.Profile, owner, noGateways)
-		if o.Action == "started" {
-			toStart = append(toStart, o.Slot)
-		}
-	}
-	for _, slot := range fresh {
-		if err := r.S6.WaitSupervised(slot); err != nil {
-			r.logf("%v", err)
-		}
-	}
-	started := map[string]error{}
-	for _, slot := range toStart {
-		started[slot] = r.S6.Start(slot)
-	}
-	for i := range outcomes {
-		o := &outcomes[i]
-		if err, ok := started[o.Slot]; ok && err != nil {
-			o.Action, o.Reason = "error", "start: "+err.Error()
-		}
-		if o.Action == "down" || o.Action == "skipped" {
-			if err := r.S6.MarkDown(o.Slot); err != nil {
-				o.Action, o.Reason = "error", "marking down: "+err.Error()
+		switch {
+		case o.Action == "error":
+		case existing[o.Slot]:
+			if err := r.apply(o.Slot, o.Action == "started"); err != nil {
+				o.Action, o.Reason = "error", err.Error()
+			}
+		default:
+			// Fresh: supervised before the CMD may drive it.
+			if err := r.S6.WaitSupervised(o.Slot); err != nil {
+				o.Action, o.Reason = "error", err.Error()
 			}
 		}
 		r.logf("%s", o)
 	}
-	r.dashboard()
+	if dashErr == nil {
+		if dashNew {
+			if err := r.S6.WaitSupervised(dash.Name); err != nil {
+				r.logf("dashboard: %v", err)
+			}
+		}
+		r.dashboard(!dashNew, !dash.Down)
+	}
 	r.bootLog(outcomes)
 	return outcomes
+}
+
+// apply brings an already supervised slot up or down.
+func (r *Reconciler) apply(slot string, up bool) error {
+	if up {
+		if err := r.S6.Start(slot); err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
+		return nil
+	}
+	if err := r.S6.MarkDown(slot); err != nil {
+		return fmt.Errorf("marking down: %w", err)
+	}
+	return nil
 }
 
 // render writes a slot's directory: registered fresh if missing (without
@@ -210,21 +230,15 @@ func (r *Reconciler) decide(name, owner string, noGateways bool) (action, reason
 	}
 }
 
-func (r *Reconciler) dashboard() {
-	const slot = "dashboard"
-	if !r.S6.Exists(slot) {
-		return
-	}
-	if profile.Truthy(r.Getenv("HERMES_DASHBOARD")) {
-		if err := r.S6.Start(slot); err != nil {
-			r.logf("dashboard: start: %v", err)
+func (r *Reconciler) dashboard(existing, up bool) {
+	if existing {
+		if err := r.apply("dashboard", up); err != nil {
+			r.logf("dashboard: %v", err)
 			return
 		}
-		r.logf("dashboard: started (HERMES_DASHBOARD=%s)", r.Getenv("HERMES_DASHBOARD"))
-		return
 	}
-	if err := r.S6.MarkDown(slot); err != nil {
-		r.logf("dashboard: %v", err)
+	if up {
+		r.logf("dashboard: started (HERMES_DASHBOARD=%s)", r.Getenv("HERMES_DASHBOARD"))
 	}
 }
 

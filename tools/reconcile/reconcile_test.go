@@ -15,6 +15,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 
 	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
@@ -278,13 +279,27 @@ func TestReconcileWithoutS6LogsAndCarriesOn(t *testing.T) {
 	got := byProfile(r.Run())
 
 	assert.Check(t, is.Equal(got["default"].Action, "error"))
-	assert.Check(t, is.Contains(got["default"].Reason, "start: s6-svc -u "))
+	assert.Check(t, is.Contains(got["default"].Reason, "register gateway-default: s6-supervise did not start within 50ms"))
 	assert.Check(t, is.Contains(log.String(), "hermes-reconcile: dashboard: slot already registered: dashboard\n"))
 	assert.Check(t, is.Contains(log.String(), "hermes-reconcile: rescan: s6-svscanctl -an "+scan))
-	assert.Check(t, is.Contains(log.String(), "hermes-reconcile: register gateway-default: s6-supervise did not start within 50ms\n"))
+	assert.Check(t, is.Contains(log.String(), "hermes-reconcile: default gateway-default: error (register gateway-default: s6-supervise did not start within 50ms)\n"))
 	b, err := os.ReadFile(filepath.Join(home, BootLog))
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(b), "default gateway-default: error (start: "))
+	assert.Check(t, is.Contains(string(b), "default gateway-default: error (register gateway-default: "))
+}
+
+// An existing slot nobody supervises: the control command fails and is reported.
+func TestReconcileStartFailureOnExistingSlotIsAnError(t *testing.T) {
+	scan := t.TempDir()
+	m := s6.New(scan)
+	m.Timeout = 50 * time.Millisecond
+	home := t.TempDir()
+	addProfile(t, home, "default", `{"desired":"running"}`)
+	assert.NilError(t, m.Install(render.GatewaySlot("default")))
+	r, _ := newReconciler(m, home, nil, nil)
+	got := byProfile(r.Run())
+	assert.Check(t, is.Equal(got["default"].Action, "error"))
+	assert.Check(t, is.Contains(got["default"].Reason, "start: s6-svc -u "))
 }
 
 func TestReconcileMarkDownFailureIsAnError(t *testing.T) {
@@ -292,6 +307,7 @@ func TestReconcileMarkDownFailureIsAnError(t *testing.T) {
 	m := s6.New(scan)
 	m.Timeout = 50 * time.Millisecond
 	home := t.TempDir()
+	assert.NilError(t, m.Install(render.GatewaySlot("default")))
 	r, _ := newReconciler(m, home, nil, nil)
 	got := byProfile(r.Run())
 	assert.Check(t, is.Equal(got["default"].Action, "error"))

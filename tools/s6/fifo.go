@@ -1,7 +1,9 @@
 package s6
 
 import (
+	"errors"
 	"os"
+	"path/filepath"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -18,4 +20,34 @@ func renameNoReplace(from, to string) error {
 		return &os.LinkError{Op: "rename", Old: from, New: to, Err: err}
 	}
 	return nil
+}
+
+// control sends commands to a slot's s6-supervise through its control fifo,
+// as s6-svc does, without spawning a process.
+func control(dir, cmds string) error {
+	p := filepath.Join(dir, "supervise", "control")
+	// Failures are reported as s6-svc reports them, with its exit codes.
+	cmd := "s6-svc -" + cmds + " " + dir
+	f, err := os.OpenFile(p, os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		if errors.Is(err, syscall.ENXIO) {
+			return &Error{Cmd: cmd, Code: 100, Output: "supervisor not listening"}
+		}
+		return &Error{Cmd: cmd, Code: 111, Output: err.Error()}
+	}
+	defer f.Close()
+	if _, err := f.Write([]byte(cmds)); err != nil {
+		return &Error{Cmd: cmd, Code: 111, Output: err.Error()}
+	}
+	return nil
+}
+
+// supervised reports whether s6-supervise listens on dir's control fifo.
+func supervised(dir string) bool {
+	f, err := os.OpenFile(filepath.Join(dir, "supervise", "control"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
+	if err != nil {
+		return false
+	}
+	f.Close()
+	return true
 }

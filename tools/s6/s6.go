@@ -249,17 +249,18 @@ func (m *Manager) Rescan() error {
 	return err
 }
 
-// WaitSupervised waits until s6-supervise runs for slot name.
+// WaitSupervised waits until s6-supervise runs for slot name: until its
+// control fifo has a reader. No process is spawned while waiting.
 func (m *Manager) WaitSupervised(name string) error {
 	deadline := time.Now().Add(m.timeout())
 	for {
-		if _, err := m.run("s6-svok", m.Dir(name)); err == nil {
+		if supervised(m.Dir(name)) {
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("register %s: s6-supervise did not start within %s", name, m.timeout())
 		}
-		time.Sleep(20 * time.Millisecond)
+		time.Sleep(5 * time.Millisecond)
 	}
 }
 
@@ -307,13 +308,12 @@ func (m *Manager) Unregister(name string) error {
 	return nil
 }
 
-// Start brings slot name up (s6-svc -u).
+// Start brings slot name up (as s6-svc -u).
 func (m *Manager) Start(name string) error {
 	if err := m.mustExist(name); err != nil {
 		return err
 	}
-	_, err := m.run("s6-svc", "-u", m.Dir(name))
-	return err
+	return control(m.Dir(name), "u")
 }
 
 // Stop brings slot name down (s6-svc -d), waiting for it when wait is set.
@@ -322,8 +322,7 @@ func (m *Manager) Stop(name string, wait bool) error {
 		return err
 	}
 	if !wait {
-		_, err := m.run("s6-svc", "-d", m.Dir(name))
-		return err
+		return control(m.Dir(name), "d")
 	}
 	ms := strconv.FormatInt(m.timeout().Milliseconds(), 10)
 	_, err := m.run("s6-svc", "-wD", "-T", ms, "-d", m.Dir(name))
@@ -346,8 +345,7 @@ func (m *Manager) MarkDown(name string) error {
 		return err
 	}
 	f.Close()
-	_, err = m.run("s6-svc", "-d", m.Dir(name))
-	return err
+	return control(m.Dir(name), "d")
 }
 
 // Restart restarts slot name: a running slot gets a new process, a down
@@ -358,8 +356,7 @@ func (m *Manager) Restart(name string) error {
 		return err
 	}
 	if st.Up && st.WantUp {
-		_, err = m.run("s6-svc", "-r", m.Dir(name))
-		return err
+		return control(m.Dir(name), "r")
 	}
 	return m.Start(name)
 }
