@@ -56,9 +56,16 @@ func TestNoRecursion(t *testing.T) {
 	forEachSource(t, func(t *testing.T, image string) {
 		c := Start(t, image, Publish(8642), Cmd("gateway", "run"))
 		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
-		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
-
-		procs := c.Procs()
+		// Wait until the supervised slot has settled into what it runs: a
+		// gateway (right) or a second `sleep infinity` (recursion).
+		var procs []Proc
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			procs = c.Procs()
+			if len(procsMatching(procs, gatewayRE)) > 0 || len(procsMatching(procs, `^sleep infinity$`)) > 1 {
+				return poll.Success()
+			}
+			return poll.Continue("slot not settled yet:\n%s", procTree(procs))
+		}, waitOpts...)
 		sleeps := procsMatching(procs, `^sleep infinity$`)
 		gateways := procsMatching(procs, gatewayRE)
 		assert.Check(t, is.Len(sleeps, 1), "want exactly one `sleep infinity` (the CMD); a second one means the supervised gateway redirected itself (recursion guard missing):\n%s", procTree(procs))
@@ -71,6 +78,7 @@ func TestNoRecursion(t *testing.T) {
 		// Reading another user's environ needs that user (no CAP_SYS_PTRACE).
 		env := c.ExecAs("hermes", "sh", "-c", "tr '\\000' '\\n' < /proc/"+itoa(slot.Pid)+"/environ").Stdout()
 		assert.Check(t, is.Contains(env, "HERMES_S6_SUPERVISED_CHILD=1\n"), "the supervised gateway must carry the recursion guard")
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
 	})
 }
 
