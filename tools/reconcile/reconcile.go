@@ -148,7 +148,7 @@ func (r *Reconciler) apply(slot string, up bool) error {
 func (r *Reconciler) render(slot render.Slot) (isNew bool, err error) {
 	if r.S6.Exists(slot.Name) {
 		dir := r.S6.Dir(slot.Name)
-		if err := render.Write(dir, slot); err != nil {
+		if err := render.Rewrite(dir, slot); err != nil {
 			return false, err
 		}
 		return false, s6.GrantGroup(dir, r.S6.Group)

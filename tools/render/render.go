@@ -196,12 +196,25 @@ func Files(s Slot) ([]File, error) {
 // Write renders s into dir (created if missing). Existing rendered files are
 // replaced; anything else in dir (supervise/, event/) is left alone, and a
 // stale down marker is removed when the slot is not down.
-func Write(dir string, s Slot) error {
+func Write(dir string, s Slot) error { return write(dir, s, true) }
+
+// Rewrite re-renders an existing service directory in the layout it has:
+// with its log/ subdirectory if it has one (s6 scandir layout), without it
+// otherwise (an s6-rc service whose logger is a separate service).
+func Rewrite(dir string, s Slot) error {
+	_, err := os.Stat(filepath.Join(dir, "log"))
+	return write(dir, s, err == nil)
+}
+
+func write(dir string, s Slot, withLog bool) error {
 	files, err := Files(s)
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
+		if !withLog && strings.HasPrefix(f.Path, "log/") {
+			continue
+		}
 		p := filepath.Join(dir, f.Path)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("render: %w", err)

@@ -184,3 +184,43 @@ func FuzzEnvQuotingRoundTrips(f *testing.F) {
 		}
 	})
 }
+
+func TestRewriteKeepsTheLayout(t *testing.T) {
+	// An s6-rc live service directory: no log/ subdirectory (its logger is
+	// the separate NAME-log service); re-rendering must not add one.
+	rc := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(rc, "run"), []byte("old"), 0o755))
+	assert.NilError(t, Rewrite(rc, GatewaySlot("default")))
+	_, err := os.Stat(filepath.Join(rc, "log"))
+	assert.Check(t, os.IsNotExist(err), "no log/ may appear in an s6-rc service directory")
+	run, _ := os.ReadFile(filepath.Join(rc, "run"))
+	assert.Check(t, is.Contains(string(run), "HERMES_S6_SUPERVISED_CHILD=1"))
+
+	// A scandir slot keeps its logger up to date.
+	sd := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(sd, "log"), 0o755))
+	assert.NilError(t, Rewrite(sd, GatewaySlot("default")))
+	_, err = os.Stat(filepath.Join(sd, "log", "run"))
+	assert.NilError(t, err)
+}
+
+func TestS6RCLayout(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, WriteS6RC(dir, GatewaySlot("default")))
+	for p, want := range map[string]string{
+		"gateway-default/producer-for":      "gateway-default-log\n",
+		"gateway-default-log/consumer-for":  "gateway-default\n",
+		"gateway-default-log/pipeline-name": "gateway-default-pipeline\n",
+		"gateway-default/type":              "longrun\n",
+		"gateway-default-log/type":          "longrun\n",
+	} {
+		b, err := os.ReadFile(filepath.Join(dir, p))
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(string(b), want), p)
+	}
+	_, err := os.Stat(filepath.Join(dir, "gateway-default", "down"))
+	assert.Check(t, os.IsNotExist(err), "s6-rc services have no down marker: the user bundle decides")
+	_, err = os.Stat(filepath.Join(dir, "gateway-default", "log"))
+	assert.Check(t, os.IsNotExist(err))
+	assert.Check(t, WriteS6RC(dir, Slot{Name: "x/y", Command: Lit("a")}) != nil)
+}

@@ -219,6 +219,11 @@ func GrantGroup(dir string, gid int) error {
 	if gid < 0 {
 		return nil
 	}
+	// Under s6-rc the scan directory holds symlinks to the live service
+	// directories: work on the directory itself.
+	if real, err := filepath.EvalSymlinks(dir); err == nil {
+		dir = real
+	}
 	for _, c := range []struct {
 		path string
 		mode os.FileMode
