@@ -36,6 +36,20 @@ var table = map[string]func([]string) int{
 	"init":              runInit,
 	"rc.init":           runStage2,
 	"stage3":            func([]string) int { return stage.Stage3(stage.DefaultPaths) },
+	"probe":             probe,
+}
+
+// probe is the readiness check of a gateway slot (s6-notifyoncheck): exit 0
+// once the profile's gateway answers /health.
+func probe(args []string) int {
+	if len(args) != 1 {
+		fmt.Fprintln(os.Stderr, "usage: hermes-s6 probe PROFILE")
+		return 2
+	}
+	if err := front.Probe(profile.Home(os.Getenv), args[0], os.Getenv, time.Second); err != nil {
+		return 1
+	}
+	return 0
 }
 
 // Names lists the command names.

@@ -44,6 +44,8 @@ type Front struct {
 	// SlotTemplate describes the slot registered for a profile; nil means
 	// render.GatewaySlot (tests point it at a stand-in front).
 	SlotTemplate func(profile string) render.Slot
+	// Chdir changes the working directory (os.Chdir); nil: never.
+	Chdir func(string) error
 }
 
 func (f *Front) gatewaySlot(name string) render.Slot {
@@ -67,7 +69,10 @@ func fail(code int, format string, a ...any) error {
 
 // Main runs the command line args (without argv[0]) and returns the exit code.
 func (f *Front) Main(args []string) int {
-	err := f.dispatch(args)
+	err := f.supervisedChildSetup()
+	if err == nil {
+		err = f.dispatch(args)
+	}
 	if err == nil {
 		return 0
 	}
@@ -166,6 +171,19 @@ func (f *Front) handOff(args []string) error {
 	argv := append([]string{bin}, args...)
 	if err := f.Exec(bin, argv, f.Environ); err != nil {
 		return fail(127, "cannot run the agent %s: %v (set HERMES_AGENT_BIN)", bin, err)
+	}
+	return nil
+}
+
+// supervisedChildSetup moves a supervised child (started by a run script,
+// HERMES_S6_SUPERVISED_CHILD=1) into $HERMES_HOME, where the agent expects
+// to run; everything else keeps its working directory (docker run -w).
+func (f *Front) supervisedChildSetup() error {
+	if f.Chdir == nil || f.Getenv(render.SupervisedChildEnv) != "1" {
+		return nil
+	}
+	if err := f.Chdir(f.home()); err != nil {
+		return fail(111, "cannot enter HERMES_HOME: %v", err)
 	}
 	return nil
 }

@@ -41,6 +41,7 @@ func New() *Front {
 		GID:     -1,
 		Block:   block,
 		History: history,
+		Chdir:   os.Chdir,
 	}
 	f.Health = f.health
 	if u, err := user.Lookup(User); err == nil {
@@ -126,8 +127,14 @@ func GatewayPort(home, name string, getenv func(string) string) int {
 }
 
 func (f *Front) health(name string) error {
-	port := GatewayPort(f.home(), name, f.Getenv)
-	c := http.Client{Timeout: 3 * time.Second}
+	return Probe(f.home(), name, f.Getenv, 3*time.Second)
+}
+
+// Probe asks a profile's gateway for /health on 127.0.0.1: nil when it
+// answers 200. It is the readiness check of the gateway slots.
+func Probe(home, name string, getenv func(string) string, timeout time.Duration) error {
+	port := GatewayPort(home, name, getenv)
+	c := http.Client{Timeout: timeout}
 	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
 	if err != nil {
 		return fmt.Errorf("/health on port %d: %v", port, err)

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -73,6 +74,7 @@ func benchScan(b *testing.B) (*s6.Manager, string, func()) {
 	return m, home, func() {
 		exec.Command("s6-svscanctl", "-t", scan).Run()
 		cmd.Wait()
+		s6test.KillUnder(root)
 	}
 }
 

@@ -5,7 +5,9 @@
 //
 // Every rendered run script exports HERMES_S6_SUPERVISED_CHILD=1: the
 // recursion guard that keeps a supervised `gateway run` from redirecting
-// itself into supervision again.
+// itself into supervision again. The front moves supervised children into
+// $HERMES_HOME; the run script itself stays in the service directory, where
+// s6-notifyoncheck must start.
 package render
 
 import (
@@ -62,7 +64,18 @@ type Slot struct {
 	// Front is the path of the `hermes` front; Shell the run scripts' interpreter.
 	Front string
 	Shell string
+	// Probe, when set, is a command that exits 0 once the service serves: the
+	// slot then honours s6 readiness notification (s6-notifyoncheck), and
+	// s6-supervise restarts a crashed service that had been ready for a
+	// second at once instead of after its one-second pause.
+	Probe []string
 }
+
+// ProbeCmd is the readiness probe of the gateway slots.
+const ProbeCmd = "/usr/local/bin/hermes-s6"
+
+// NotificationFD is the descriptor readiness is reported on.
+const NotificationFD = 3
 
 // GatewaySlot is the slot that supervises the gateway of a profile.
 func GatewaySlot(profile string) Slot {
@@ -72,6 +85,7 @@ func GatewaySlot(profile string) Slot {
 		Command: Lit("gateway", "run", "--replace"),
 		LogName: profile,
 		Down:    true,
+		Probe:   []string{ProbeCmd, "probe", profile},
 	}
 }
 
@@ -127,6 +141,11 @@ func (s Slot) Validate() error {
 	for k := range s.Env {
 		if !isEnvName(k) {
 			return fmt.Errorf("render: slot %s: invalid environment variable name %q", s.Name, k)
+		}
+	}
+	for _, w := range s.Probe {
+		if w == "" || strings.ContainsAny(w, " \t\n'\"\\{}$;") {
+			return fmt.Errorf("render: slot %s: probe word %q must be a plain word", s.Name, w)
 		}
 	}
 	for _, a := range s.Command {
@@ -186,6 +205,9 @@ func Files(s Slot) ([]File, error) {
 		{"finish", 0o755, finish},
 		{"log/type", 0o644, []byte("longrun\n")},
 		{"log/run", 0o755, logRun},
+	}
+	if len(s.Probe) > 0 {
+		files = append(files, File{"notification-fd", 0o644, []byte(fmt.Sprintf("%d\n", NotificationFD))})
 	}
 	if s.Down {
 		files = append(files, File{"down", 0o644, nil})
@@ -282,6 +304,12 @@ var funcs = template.FuncMap{
 		return " -p " + Quote(p)
 	},
 	"exitConfig": func() int { return ExitConfig },
+	"notify": func(probe []string) string {
+		if len(probe) == 0 {
+			return ""
+		}
+		return " s6-notifyoncheck -d -s 0 -w 20 -n 0 -c " + Quote(strings.Join(probe, " "))
+	},
 }
 
 var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(`#!{{.Shell}}
@@ -291,13 +319,12 @@ export {{"HERMES_S6_SUPERVISED_CHILD"}}=1
 {{- range env .Env}}
 {{.}}
 {{- end}}
-cd "${HERMES_HOME:-/opt/data}" || exit 111
 if [ "$(id -u)" -eq 0 ]; then
   set -- s6-setuidgid {{q .User}}
 else
   set --
 fi
-exec "$@" {{q .Front}}{{profileArgs .Profile}}{{range .Command}} {{word .}}{{end}}
+exec "$@"{{notify .Probe}} {{q .Front}}{{profileArgs .Profile}}{{range .Command}} {{word .}}{{end}}
 `))
 
 var finishTmpl = template.Must(template.New("finish").Funcs(funcs).Parse(`#!/bin/sh

@@ -39,6 +39,9 @@ func TestGoldenFiles(t *testing.T) {
 				golden.Assert(t, string(f.Data), filepath.Join(name, strings.ReplaceAll(f.Path, "/", "_")+".golden"))
 			}
 			want := []string{"type", "run", "finish", "log/type", "log/run"}
+			if len(slot.Probe) > 0 {
+				want = append(want, "notification-fd")
+			}
 			if slot.Down {
 				want = append(want, "down")
 			}
@@ -59,10 +62,10 @@ func TestEveryRunScriptExportsTheRecursionGuard(t *testing.T) {
 func TestGatewayRunScriptRunsTheProfileWithReplace(t *testing.T) {
 	files, err := Files(GatewaySlot("work"))
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" '/usr/local/bin/hermes' -p 'work' 'gateway' 'run' '--replace'\n"))
+	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" s6-notifyoncheck -d -s 0 -w 20 -n 0 -c '/usr/local/bin/hermes-s6 probe work' '/usr/local/bin/hermes' -p 'work' 'gateway' 'run' '--replace'\n"))
 	files, err = Files(GatewaySlot("default"))
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" '/usr/local/bin/hermes' 'gateway' 'run' '--replace'\n"))
+	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" s6-notifyoncheck -d -s 0 -w 20 -n 0 -c '/usr/local/bin/hermes-s6 probe default' '/usr/local/bin/hermes' 'gateway' 'run' '--replace'\n"))
 }
 
 func TestValidateRejectsBadSlots(t *testing.T) {
@@ -78,6 +81,7 @@ func TestValidateRejectsBadSlots(t *testing.T) {
 		{"env name", Slot{Name: "a", Command: Lit("x"), Env: map[string]string{"A-B": "1"}}, "invalid environment variable name"},
 		{"arg env", Slot{Name: "a", Command: []Arg{{Env: "1X"}}}, "invalid environment variable name"},
 		{"log name", Slot{Name: "a", Command: Lit("x"), LogName: "../x"}, "invalid log name"},
+		{"probe word", Slot{Name: "a", Command: Lit("x"), Probe: []string{"check", "a b"}}, "must be a plain word"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -156,7 +160,7 @@ func shellEcho(t testing.TB, value string) string {
 	// A value with newlines spans several lines: take the whole export.
 	run := string(files[1].Data)
 	start := strings.Index(run, "export V=")
-	end := strings.Index(run[start:], "\ncd ")
+	end := strings.Index(run[start:], "\nif [")
 	export := run[start : start+end]
 	out, err := exec.Command("/bin/sh", "-c", export+"\nprintf %s \"$V\"").Output()
 	if err != nil {

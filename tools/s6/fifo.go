@@ -43,11 +43,14 @@ func control(dir, cmds string) error {
 }
 
 // supervised reports whether s6-supervise listens on dir's control fifo.
+// s6-supervise opens the fifo before it writes its first status file: until
+// that file exists, s6-svstat fails, so it is waited for too.
 func supervised(dir string) bool {
 	f, err := os.OpenFile(filepath.Join(dir, "supervise", "control"), os.O_WRONLY|syscall.O_NONBLOCK, 0)
 	if err != nil {
 		return false
 	}
 	f.Close()
-	return true
+	_, err = os.Stat(filepath.Join(dir, "supervise", "status"))
+	return err == nil
 }

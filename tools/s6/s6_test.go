@@ -16,41 +16,15 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
 
+	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 )
 
 // liveScan starts a real s6-svscan on a temporary scan directory.
 func liveScan(t *testing.T) (*Manager, string) {
 	t.Helper()
-	if _, err := exec.LookPath("s6-svscan"); err != nil {
-		t.Skip("s6 is not installed (apt-get install s6): ", err)
-	}
-	root := t.TempDir()
-	scan := filepath.Join(root, "service")
-	home := filepath.Join(root, "home")
-	assert.NilError(t, os.MkdirAll(scan, 0o755))
-	assert.NilError(t, os.MkdirAll(home, 0o755))
-	cmd := exec.Command("s6-svscan", scan)
-	cmd.Env = append(os.Environ(), "HERMES_HOME="+home)
-	assert.NilError(t, cmd.Start())
-	done := make(chan struct{})
-	go func() { cmd.Wait(); close(done) }()
-	t.Cleanup(func() {
-		exec.Command("s6-svscanctl", "-t", scan).Run()
-		select {
-		case <-done:
-		case <-time.After(10 * time.Second):
-			cmd.Process.Kill()
-		}
-	})
-	m := New(scan)
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if err := exec.Command("s6-svscanctl", "-a", scan).Run(); err != nil {
-			return poll.Continue("s6-svscan not ready: %v", err)
-		}
-		return poll.Success()
-	}, poll.WithTimeout(10*time.Second), poll.WithDelay(10*time.Millisecond))
-	return m, home
+	scan := s6test.Start(t)
+	return New(scan.Dir), scan.Home
 }
 
 // fakeFront writes a stand-in for the `hermes` front: it runs forever, or
@@ -76,6 +50,7 @@ func testSlot(t *testing.T, front, profile string) render.Slot {
 	s.Front = front
 	s.Shell = "/bin/sh"
 	s.User = u.Username
+	s.Probe = nil // the readiness probe is the image's hermes-s6
 	return s
 }
 
@@ -108,6 +83,16 @@ func TestRegisterStartCrashRestartStop(t *testing.T) {
 	st, _ = m.Status("gateway-work")
 	first := st.Pid
 
+	// The logger wrote the gateway's output under $HERMES_HOME.
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		b, _ := os.ReadFile(filepath.Join(home, "logs", "gateways", "work", "current"))
+		if strings.Contains(string(b), "fake gateway work pid") && strings.Contains(string(b), "child=1") {
+			return poll.Success()
+		}
+		ls, _ := exec.Command("sh", "-c", "ls -la "+filepath.Join(home, "logs", "gateways", "work")+"; cat "+filepath.Join(home, "logs", "gateways", "work")+"/@*").CombinedOutput()
+		return poll.Continue("log file has %q; %s", b, ls)
+	}, pollOpts...)
+
 	// Crash: the supervisor restarts it with a new pid.
 	assert.NilError(t, exec.Command("kill", "-KILL", fmt.Sprint(first)).Run())
 	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return s.Up && s.Pid > 0 && s.Pid != first }, "up with a new pid"), pollOpts...)
@@ -125,14 +110,6 @@ func TestRegisterStartCrashRestartStop(t *testing.T) {
 	// Stopping a stopped slot is fine.
 	assert.NilError(t, m.Stop("gateway-work", true))
 
-	// The logger wrote the gateway's output under $HERMES_HOME.
-	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		b, _ := os.ReadFile(filepath.Join(home, "logs", "gateways", "work", "current"))
-		if strings.Contains(string(b), "fake gateway work pid") && strings.Contains(string(b), "child=1") {
-			return poll.Success()
-		}
-		return poll.Continue("log file has %q", b)
-	}, pollOpts...)
 }
 
 func TestExit78StaysDown(t *testing.T) {

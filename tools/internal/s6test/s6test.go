@@ -1,0 +1,78 @@
+// Package s6test starts a real s6-svscan on a temporary scan directory for
+// tests, and leaves no process behind when the test ends.
+package s6test
+
+import (
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+)
+
+// Scan is a live s6-svscan on Dir, with HERMES_HOME set to Home for its services.
+type Scan struct {
+	Dir  string
+	Home string
+}
+
+// Start starts s6-svscan (skipping the test when s6 is not installed) and
+// registers its shutdown: s6-svscanctl -t, then every process still running
+// from under the test's directories is killed.
+func Start(t testing.TB) Scan {
+	t.Helper()
+	if _, err := exec.LookPath("s6-svscan"); err != nil {
+		t.Skip("s6 is not installed (apt-get install s6): ", err)
+	}
+	root := t.TempDir()
+	s := Scan{Dir: filepath.Join(root, "service"), Home: filepath.Join(root, "home")}
+	for _, d := range []string{s.Dir, s.Home} {
+		if err := os.MkdirAll(d, 0o755); err != nil {
+			t.Fatal(err)
+		}
+	}
+	cmd := exec.Command("s6-svscan", s.Dir)
+	cmd.Env = append(os.Environ(), "HERMES_HOME="+s.Home)
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() { cmd.Wait(); close(done) }()
+	t.Cleanup(func() {
+		exec.Command("s6-svscanctl", "-t", s.Dir).Run()
+		select {
+		case <-done:
+		case <-time.After(10 * time.Second):
+			cmd.Process.Kill()
+		}
+		KillUnder(root)
+	})
+	deadline := time.Now().Add(30 * time.Second)
+	for exec.Command("s6-svscanctl", "-a", s.Dir).Run() != nil {
+		if time.Now().After(deadline) {
+			t.Fatal("s6-svscan did not start within 30s")
+		}
+		time.Sleep(5 * time.Millisecond) // polling interval
+	}
+	return s
+}
+
+// KillUnder kills every process whose working directory or command line
+// is under root.
+func KillUnder(root string) {
+	entries, _ := os.ReadDir("/proc")
+	for _, e := range entries {
+		pid, err := strconv.Atoi(e.Name())
+		if err != nil || pid == os.Getpid() {
+			continue
+		}
+		cwd, _ := os.Readlink(filepath.Join("/proc", e.Name(), "cwd"))
+		cmdline, _ := os.ReadFile(filepath.Join("/proc", e.Name(), "cmdline"))
+		if strings.HasPrefix(cwd, root) || strings.Contains(string(cmdline), root) {
+			syscall.Kill(pid, syscall.SIGKILL)
+		}
+	}
+}
