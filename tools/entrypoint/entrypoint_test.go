@@ -2,10 +2,13 @@ package entrypoint
 
 import (
 	"errors"
+	"fmt"
 	"os"
+	"os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -69,12 +72,12 @@ func TestSetEnvReplaces(t *testing.T) {
 
 // process is what Main did to the (fake) process.
 type process struct {
-	exec     *Plan
-	env      []string
+	exec      *Plan
+	env       []string
 	droppedTo []int
-	stderr   string
-	code     int
-	replaced bool
+	stderr    string
+	code      int
+	replaced  bool
 }
 
 // system fakes what Main does to the process: who runs it, the hermes
@@ -86,9 +89,8 @@ type system struct {
 	execErr error
 }
 
-func (s system) main(t *testing.T, args ...string) process {
+func (s system) main(t *testing.T, args ...string) (p process) {
 	t.Helper()
-	var p process
 	restore := []func(){}
 	save := func(f func()) { restore = append(restore, f) }
 	oldUID, oldLookup, oldDrop, oldExec := getuid, lookupUser, dropUser, execve
@@ -163,7 +165,7 @@ func TestMainAsRootDropsToHermesAndRunsTheFront(t *testing.T) {
 	assert.Check(t, is.Contains(p.env, "HERMES_DASHBOARD=1"), "the container environment, restored")
 	assert.Check(t, is.Contains(p.env, "HOME=/opt/data"))
 	assert.Check(t, is.Contains(p.env, "USER=hermes"))
-	assert.Check(t, !is.Contains(p.env, "HOME=/root")().Success())
+	assert.Check(t, !slices.Contains(p.env, "HOME=/root"))
 }
 
 func TestMainRunsAnExecutableOnTheContainersPath(t *testing.T) {
@@ -183,7 +185,7 @@ func TestMainKeepsTheEnvironmentWithS6KeepEnv(t *testing.T) {
 	t.Setenv("FROM_PROCESS", "yes")
 	p := system{uid: 0}.main(t, "x")
 	assert.Check(t, is.Contains(p.env, "FROM_PROCESS=yes"))
-	assert.Check(t, !is.Contains(p.env, "FROM_DUMP=1")().Success())
+	assert.Check(t, !slices.Contains(p.env, "FROM_DUMP=1"))
 	assert.Check(t, is.Len(p.droppedTo, 0), "no hermes account: nothing to drop to")
 }
 
@@ -209,4 +211,26 @@ func TestMainCannotExec(t *testing.T) {
 	p := system{uid: 0, hermes: hermesUser, execErr: os.ErrNotExist}.main(t, "chat")
 	assert.Check(t, is.Equal(p.code, 127))
 	assert.Check(t, is.Equal(p.stderr, "hermes: cannot run hermes: file does not exist\n"))
+}
+
+func TestDropToReallyDrops(t *testing.T) {
+	if os.Getenv("ENTRYPOINT_TEST_DROP_CHILD") == "1" {
+		// In the child: drop, then say who we are.
+		if err := dropTo(65534, 65533); err != nil {
+			os.Stdout.WriteString("error: " + err.Error())
+			os.Exit(1)
+		}
+		groups, _ := os.Getgroups()
+		fmt.Printf("uid=%d euid=%d gid=%d egid=%d groups=%v", os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid(), groups)
+		os.Exit(0)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("dropping privileges needs root")
+	}
+	// In a child process: the test process keeps root.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDropToReallyDrops$")
+	cmd.Env = append(os.Environ(), "ENTRYPOINT_TEST_DROP_CHILD=1")
+	out, err := cmd.Output()
+	assert.NilError(t, err, string(out))
+	assert.Check(t, is.Equal(string(out), "uid=65534 euid=65534 gid=65533 egid=65533 groups=[65533]"))
 }

@@ -239,6 +239,7 @@ func TestGatewayAll(t *testing.T) {
 }
 
 func TestS6FailureGivesTheS6ExitCode(t *testing.T) {
+	needS6(t)
 	// A slot on disk without s6-svscan: s6-svc cannot reach a supervisor.
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
@@ -269,6 +270,7 @@ func TestS6FailureGivesTheS6ExitCode(t *testing.T) {
 }
 
 func TestRegistrationFailure(t *testing.T) {
+	needS6(t)
 	// No s6-svscan on the scan directory: registering cannot complete.
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
@@ -380,6 +382,7 @@ func TestProfileCreateListDeleteUnderS6(t *testing.T) {
 }
 
 func TestProfileDeleteS6Failure(t *testing.T) {
+	needS6(t)
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
 	mkProfile(t, home, "work")

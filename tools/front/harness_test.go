@@ -19,13 +19,19 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
-// liveScan starts a real s6-svscan on a temporary scan directory and returns
-// a Manager for it and the HERMES_HOME its services see.
-func liveScan(t *testing.T) (*s6.Manager, string) {
+// needS6 skips a test that runs s6 programs when s6 is not installed.
+func needS6(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("s6-svscan"); err != nil {
 		t.Skip("s6 is not installed (apt-get install s6): ", err)
 	}
+}
+
+// liveScan starts a real s6-svscan on a temporary scan directory and returns
+// a Manager for it and the HERMES_HOME its services see.
+func liveScan(t *testing.T) (*s6.Manager, string) {
+	t.Helper()
+	needS6(t)
 	root := t.TempDir()
 	scan := filepath.Join(root, "service")
 	home := filepath.Join(root, "home")
@@ -88,9 +94,7 @@ type execCall struct {
 // hermes drives (*Front).Main with fakes for everything that would replace
 // or block the test process.
 type hermes struct {
-	t      *testing.T
 	front  *Front
-	home   string
 	env    map[string]string
 	stdout bytes.Buffer
 	stderr bytes.Buffer
@@ -113,7 +117,7 @@ const agentBin = "/opt/test/hermes-agent"
 
 // newHermes returns a front on m (nil: not under s6) and home.
 func newHermes(t *testing.T, m *s6.Manager, home string) *hermes {
-	h := &hermes{t: t, home: home, env: map[string]string{
+	h := &hermes{env: map[string]string{
 		"HERMES_HOME":      home,
 		"HERMES_AGENT_BIN": agentBin,
 	}}

@@ -58,7 +58,7 @@ func byProfile(outcomes []Outcome) map[string]Outcome {
 	return out
 }
 
-// wantedUp reports whether s6 was told to keep slot up, and whether the
+// slotState reports whether s6 was told to keep slot up, and whether the
 // slot is marked down for the next supervisor start.
 func slotState(t *testing.T, m *s6.Manager, slot string) (wantUp, downFile bool) {
 	t.Helper()
@@ -267,6 +267,7 @@ func TestReconcileDashboardOnlyWhenTruthy(t *testing.T) {
 }
 
 func TestReconcileWithoutS6LogsAndCarriesOn(t *testing.T) {
+	needS6(t)
 	// A scan directory nobody supervises: every s6 step fails, is logged,
 	// and the boot log is still written.
 	scan := t.TempDir()
@@ -303,6 +304,7 @@ func TestReconcileStartFailureOnExistingSlotIsAnError(t *testing.T) {
 }
 
 func TestReconcileMarkDownFailureIsAnError(t *testing.T) {
+	needS6(t)
 	scan := t.TempDir()
 	m := s6.New(scan)
 	m.Timeout = 50 * time.Millisecond

@@ -15,13 +15,19 @@ import (
 
 var pollOpts = []poll.SettingOp{poll.WithTimeout(15 * time.Second), poll.WithDelay(20 * time.Millisecond)}
 
-// liveScan starts a real s6-svscan on a temporary scan directory and returns
-// a Manager for it and an empty HERMES_HOME.
-func liveScan(t *testing.T) (*s6.Manager, string) {
+// needS6 skips a test that runs s6 programs when s6 is not installed.
+func needS6(t *testing.T) {
 	t.Helper()
 	if _, err := exec.LookPath("s6-svscan"); err != nil {
 		t.Skip("s6 is not installed (apt-get install s6): ", err)
 	}
+}
+
+// liveScan starts a real s6-svscan on a temporary scan directory and returns
+// a Manager for it and an empty HERMES_HOME.
+func liveScan(t *testing.T) (*s6.Manager, string) {
+	t.Helper()
+	needS6(t)
 	root := t.TempDir()
 	scan := filepath.Join(root, "service")
 	home := filepath.Join(root, "home")

@@ -477,4 +477,3 @@ func othersAlive() bool {
 	}
 	return false
 }
-

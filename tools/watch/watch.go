@@ -84,6 +84,11 @@ func (w *Watcher) Scan() {
 		}
 		w.stamp[slot] = fi.ModTime()
 		prev, known := w.seen[slot]
+		if !st.Up && st.WantUp && (!known || !prev.st.WantUp) {
+			// Asked to start, not spawned yet: report the start once it is
+			// up, as a start and not as a restart after a crash.
+			continue
+		}
 		cur := slotState{st: st, restarts: prev.restarts}
 		for _, line := range Describe(slot, prev.st, st, known, &cur.restarts) {
 			w.emit(line)

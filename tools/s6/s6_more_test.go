@@ -1,0 +1,221 @@
+package s6
+
+import (
+	"errors"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+	"time"
+
+	"gotest.tools/v3/assert"
+	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
+
+	"github.com/hermes-agent/hermes-s6/tools/render"
+)
+
+// needS6 skips a test that runs s6 programs when s6 is not installed.
+func needS6(t *testing.T) {
+	t.Helper()
+	if _, err := exec.LookPath("s6-svscan"); err != nil {
+		t.Skip("s6 is not installed (apt-get install s6): ", err)
+	}
+}
+
+func TestUnderPID1(t *testing.T) {
+	proc, scan := t.TempDir(), t.TempDir()
+	comm := filepath.Join(proc, "1", "comm")
+	assert.Check(t, !UnderPID1(proc, scan), "no /proc/1/comm")
+
+	assert.NilError(t, os.MkdirAll(filepath.Dir(comm), 0o755))
+	assert.NilError(t, os.WriteFile(comm, []byte("s6-svscan\n"), 0o644))
+	assert.Check(t, !UnderPID1(proc, scan), "s6-svscan, but not on this scan directory")
+
+	assert.NilError(t, os.Mkdir(filepath.Join(scan, ".s6-svscan"), 0o755))
+	assert.Check(t, UnderPID1(proc, scan))
+
+	for _, other := range []string{"tini\n", "s6-svscan-not\n", "sh\n"} {
+		assert.NilError(t, os.WriteFile(comm, []byte(other), 0o644))
+		assert.Check(t, !UnderPID1(proc, scan), "PID 1 is %q", other)
+	}
+}
+
+func TestBinDirAndDefaults(t *testing.T) {
+	m := &Manager{ScanDir: t.TempDir(), BinDir: "/usr/bin"}
+	assert.Check(t, is.Equal(m.bin("s6-svc"), "/usr/bin/s6-svc"))
+	assert.Check(t, is.Equal(m.timeout(), 10*time.Second), "zero Timeout means the default")
+
+	m.BinDir = filepath.Join(t.TempDir(), "missing")
+	err := m.Rescan()
+	var se *Error
+	assert.Check(t, !errors.As(err, &se), "a command that cannot start is not an s6 exit code")
+	assert.Check(t, is.ErrorContains(err, "s6-svscanctl: "))
+}
+
+func TestRenameNoReplace(t *testing.T) {
+	dir := t.TempDir()
+	err := renameNoReplace(filepath.Join(dir, "missing"), filepath.Join(dir, "to"))
+	var le *os.LinkError
+	assert.Check(t, errors.As(err, &le))
+	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
+}
+
+func TestSlotsSkipsDotAndFiles(t *testing.T) {
+	scan := t.TempDir()
+	for _, d := range []string{"gateway-a", "dashboard", ".s6-svscan", ".gateway-b.new-123"} {
+		assert.NilError(t, os.Mkdir(filepath.Join(scan, d), 0o755))
+	}
+	assert.NilError(t, os.WriteFile(filepath.Join(scan, "gateway-file"), nil, 0o644))
+	slots, err := New(scan).Slots()
+	assert.NilError(t, err)
+	assert.Check(t, is.DeepEqual(slots, []string{"dashboard", "gateway-a"}))
+
+	_, err = New(filepath.Join(scan, "missing")).Slots()
+	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
+}
+
+func TestRegisterWithoutSvscanLeavesNothing(t *testing.T) {
+	needS6(t)
+	scan := t.TempDir()
+	m := New(scan)
+	err := m.Register(render.GatewaySlot("work"))
+	assert.Check(t, is.ErrorContains(err, "register gateway-work: s6-svscanctl -an "+scan))
+	entries, _ := os.ReadDir(scan)
+	assert.Check(t, is.Len(entries, 0), "nothing left behind")
+}
+
+func TestInstallErrors(t *testing.T) {
+	m := New(filepath.Join(t.TempDir(), "missing"))
+	err := m.Install(render.GatewaySlot("work"))
+	assert.Check(t, is.ErrorContains(err, "register gateway-work: "))
+
+	m = New(t.TempDir())
+	assert.NilError(t, m.Install(render.GatewaySlot("work")))
+	err = m.Install(render.GatewaySlot("work"))
+	assert.Check(t, is.ErrorIs(err, ErrExists))
+}
+
+func TestCommandsOnAnUnsupervisedSlot(t *testing.T) {
+	needS6(t)
+	m := New(t.TempDir())
+	m.Timeout = 100 * time.Millisecond
+	assert.NilError(t, m.Install(render.GatewaySlot("work")))
+	var se *Error
+	for name, f := range map[string]func() error{
+		"status": func() error { _, err := m.Status("gateway-work"); return err },
+		"stop":   func() error { return m.Stop("gateway-work", true) },
+		"down":   func() error { return m.MarkDown("gateway-work") },
+		"wait":   func() error { return m.WaitUp("gateway-work") },
+	} {
+		err := f()
+		assert.Check(t, errors.As(err, &se), "%s: %v", name, err)
+	}
+	err := m.WaitSupervised("gateway-work")
+	assert.Check(t, is.ErrorContains(err, "register gateway-work: s6-supervise did not start within 100ms"))
+	err = m.Unregister("gateway-work")
+	assert.Check(t, errors.As(err, &se), "unregister stops first: %v", err)
+	assert.Check(t, m.Exists("gateway-work"), "and keeps the slot when it cannot")
+}
+
+func TestMarkDownStopNoWaitWaitUpAndRestartOfADownSlot(t *testing.T) {
+	m, home := liveScan(t)
+	assert.NilError(t, m.Register(testSlot(t, fakeFront(t, home), "work")))
+
+	// Restart of a down slot starts it.
+	assert.NilError(t, m.Restart("gateway-work"))
+	assert.NilError(t, m.WaitUp("gateway-work"))
+	st, err := m.Status("gateway-work")
+	assert.NilError(t, err)
+	assert.Check(t, st.Up && st.WantUp, "%s", st)
+
+	// Stop without waiting returns at once; the slot gets down.
+	assert.NilError(t, m.Stop("gateway-work", false))
+	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return !s.Up && !s.WantUp }, "down"), pollOpts...)
+
+	// MarkDown: down now, and down when the supervisor starts again.
+	assert.NilError(t, m.Start("gateway-work"))
+	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return s.Up }, "up"), pollOpts...)
+	assert.NilError(t, os.Remove(filepath.Join(m.Dir("gateway-work"), "down")))
+	assert.NilError(t, m.MarkDown("gateway-work"))
+	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return !s.Up && !s.WantUp && !s.NormallyUp }, "down, normally down"), pollOpts...)
+	_, err = os.Stat(filepath.Join(m.Dir("gateway-work"), "down"))
+	assert.Check(t, err, "down marker written")
+
+	// WaitUp gives up after the timeout on a slot that stays down.
+	m.Timeout = 200 * time.Millisecond
+	err = m.WaitUp("gateway-work")
+	var se *Error
+	assert.Check(t, errors.As(err, &se), "%v", err)
+}
+
+func TestStopReturnsOnceDownEvenIfTheFinishScriptIsSlow(t *testing.T) {
+	m, home := liveScan(t)
+	slot := testSlot(t, fakeFront(t, home), "slow")
+	assert.NilError(t, m.Install(slot))
+	finish := filepath.Join(m.Dir("gateway-slow"), "finish")
+	assert.NilError(t, os.WriteFile(finish, []byte("#!/bin/sh\nexec sleep 2\n"), 0o755))
+	assert.NilError(t, m.Rescan())
+	assert.NilError(t, m.WaitSupervised("gateway-slow"))
+	assert.NilError(t, m.Start("gateway-slow"))
+	poll.WaitOn(t, statusIs(m, "gateway-slow", func(s Status) bool { return s.Up }, "up"), pollOpts...)
+
+	m.Timeout = 300 * time.Millisecond
+	start := time.Now()
+	assert.NilError(t, m.Stop("gateway-slow", true), "the service is down; only its finish script still runs")
+	assert.Check(t, time.Since(start) < 2*time.Second, "stop did not wait for the finish script: %s", time.Since(start))
+	st, err := m.Status("gateway-slow")
+	assert.NilError(t, err)
+	assert.Check(t, !st.Up, "%s", st)
+}
+
+func TestGrantGroupAndPrepareControlWithoutALogger(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, GrantGroup(dir, os.Getgid()), "nothing to grant yet")
+	assert.NilError(t, PrepareControl(dir, -1))
+	st, err := os.Lstat(filepath.Join(dir, "supervise", "control"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Mode(), os.ModeNamedPipe|0o600), "-1 leaves s6's own modes")
+	_, err = os.Stat(filepath.Join(dir, "log"))
+	assert.Check(t, is.ErrorIs(err, os.ErrNotExist), "no logger, none prepared")
+	// Preparing again keeps the existing fifo.
+	assert.NilError(t, PrepareControl(dir, os.Getgid()))
+}
+
+func TestPrepareControlErrors(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "supervise"), nil, 0o644))
+	assert.Check(t, PrepareControl(dir, -1) != nil, "supervise is a file")
+
+	dir = t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, "event"), nil, 0o644))
+	assert.Check(t, PrepareControl(dir, -1) != nil, "event is a file")
+
+	m := New(t.TempDir())
+	slot := render.GatewaySlot("x")
+	slot.LogName = "../escape"
+	assert.Check(t, is.ErrorContains(m.Install(slot), "invalid log name"))
+}
+
+func TestStatusStringWantDown(t *testing.T) {
+	st := Status{Up: true, NormallyUp: true, Pid: 9, Seconds: 2}
+	assert.Check(t, is.Equal(st.String(), "up (pid 9) 2 seconds, want down"))
+	assert.Check(t, strings.HasPrefix(Status{ExitCode: -1}.String(), "down 0 seconds"))
+}
+
+func TestStatusRightAfterRegister(t *testing.T) {
+	m, home := liveScan(t)
+	front := fakeFront(t, home)
+	for i := range 20 {
+		name := fmt.Sprintf("gateway-r%d", i)
+		assert.NilError(t, m.Register(testSlot(t, front, strings.TrimPrefix(name, "gateway-"))))
+		// s6-svstat reads supervise/status: it must be there at once.
+		_, err := os.Stat(filepath.Join(m.Dir(name), "supervise", "status"))
+		assert.NilError(t, err, "a registered slot has a status at once")
+		st, err := m.Status(name)
+		assert.NilError(t, err)
+		assert.Check(t, !st.Up && !st.WantUp, "%s: %s", name, st)
+	}
+}
