@@ -222,8 +222,14 @@ func TestGatewayRunAndSIGTERM(t *testing.T) {
 	pid, err := readPidFile(pidPath)
 	assert.NilError(t, err)
 	assert.Equal(t, pid, a.pid())
-	assert.Check(t, is.Contains(a.stdout.String(),
-		fmt.Sprintf("hermes-agent-standin: gateway[default] started pid=%d port=%d\n", a.pid(), port)))
+	// /health can answer a moment before the start line is written.
+	startLine := fmt.Sprintf("hermes-agent-standin: gateway[default] started pid=%d port=%d\n", a.pid(), port)
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		if strings.Contains(a.stdout.String(), startLine) {
+			return poll.Success()
+		}
+		return poll.Continue("no start line yet in %q", a.stdout.String())
+	}, waitOpts...)
 
 	envDump, err := os.ReadFile(dump)
 	assert.NilError(t, err)
