@@ -46,6 +46,8 @@ type Front struct {
 	SlotTemplate func(profile string) render.Slot
 	// Chdir changes the working directory (os.Chdir); nil: never.
 	Chdir func(string) error
+	// CMD returns the container's command line (reconcile.FindCMD); nil: none.
+	CMD func() []string
 }
 
 func (f *Front) gatewaySlot(name string) render.Slot {

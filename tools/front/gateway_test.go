@@ -160,7 +160,7 @@ func TestGatewayStartStopRestartStatus(t *testing.T) {
 
 	res = h.run("-p", "work", "gateway", "status")
 	assert.Check(t, is.Equal(res.code, 0))
-	assert.Check(t, is.Regexp(fmt.Sprintf(`^gateway-work: up \(pid %d\) \d+ seconds, normally down; desired: running\n`, first.Pid), h.stdout.String()))
+	assert.Check(t, is.Regexp(fmt.Sprintf(`^gateway-work: up \(pid %d\) \d+ seconds; desired: running\n`, first.Pid), h.stdout.String()))
 
 	res = h.run("-p", "work", "gateway", "restart")
 	assert.Check(t, is.Equal(res.code, 0))
@@ -309,13 +309,28 @@ func TestHealthcheck(t *testing.T) {
 	h.front.Health = func(string) error { return errors.New("/health on port 8642 answered 503") }
 	res = h.run("healthcheck")
 	assert.Check(t, is.Equal(res.code, 1))
-	assert.Check(t, is.Equal(h.stderr.String(), "hermes: unhealthy: gateway-work: /health on port 8642 answered 503\n"))
+	assert.Check(t, is.Equal(h.stderr.String(), "hermes: unhealthy: gateway-work should be running (slot up) but /health on port 8642 answered 503\n"))
 
-	// Desired running, but down.
+	// Desired running, but down and not answering.
 	assert.NilError(t, m.Stop("gateway-work", true))
+	h.front.Health = func(string) error { return errors.New("connection refused") }
 	res = h.run("healthcheck")
 	assert.Check(t, is.Equal(res.code, 1))
-	assert.Check(t, is.Equal(h.stderr.String(), "hermes: unhealthy: gateway-work should be running but is down\n"))
+	assert.Check(t, is.Equal(h.stderr.String(), "hermes: unhealthy: gateway-work should be running (slot down) but connection refused\n"))
+
+	// A foreground (--no-supervise) gateway answers for its profile: healthy
+	// although its slot is down.
+	h.front.Health = func(string) error { return nil }
+	h.front.CMD = func() []string { return []string{"gateway", "run", "--no-supervise"} }
+	assert.Check(t, is.Equal(h.run("healthcheck").code, 0))
+
+	// A dashboard container runs no gateway: nothing to check.
+	h.front.Health = func(string) error { return errors.New("not here") }
+	h.front.CMD = func() []string { return []string{"dashboard", "--host", "0.0.0.0"} }
+	res = h.run("healthcheck")
+	assert.Check(t, is.Equal(res.code, 0))
+	assert.Check(t, is.Contains(h.stdout.String(), "dashboard container"))
+	h.front.CMD = nil
 
 	gone := filepath.Join(t.TempDir(), "gone")
 	h.front.S6 = s6.New(gone)

@@ -3,8 +3,11 @@ package front
 import (
 	"errors"
 	"fmt"
+	"sort"
 
 	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/reconcile"
+	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
@@ -98,31 +101,53 @@ func (f *Front) profileList() error {
 	return nil
 }
 
+// healthcheck is the image's HEALTHCHECK: unhealthy exactly when a gateway
+// that should be running does not answer /health. A gateway should run when
+// its desired state is running or its slot is wanted up, unless the CMD is
+// the dashboard alone. A foreground (--no-supervise) gateway answers for its
+// profile itself, so it is healthy while it serves.
 func (f *Front) healthcheck() error {
 	if !f.UnderS6 {
 		return fail(1, "unhealthy: not under s6 supervision")
+	}
+	var cmd []string
+	if f.CMD != nil {
+		cmd = f.CMD()
+	}
+	if _, noGateways := reconcile.Ownership(cmd, f.Getenv); noGateways {
+		fmt.Fprintln(f.Stdout, "healthy (dashboard container: no gateway runs here)")
+		return nil
 	}
 	slots, err := f.gatewaySlots()
 	if err != nil {
 		return fail(1, "unhealthy: %v", err)
 	}
+	names := make([]string, 0, len(slots))
+	for slot := range slots {
+		names = append(names, slot)
+	}
+	sort.Strings(names)
 	bad := 0
-	for slot, name := range slots {
-		desired, err := profile.ReadState(profile.Dir(f.home(), name))
-		if err != nil || desired != profile.Running {
+	for _, slot := range names {
+		name := slots[slot]
+		desired, derr := profile.ReadState(profile.Dir(f.home(), name))
+		st, serr := f.S6.Status(slot)
+		wantUp := serr == nil && st.WantUp
+		if !wantUp && (derr != nil || desired != profile.Running) {
 			continue
 		}
-		st, err := f.S6.Status(slot)
-		if err != nil || !st.Up {
-			fmt.Fprintf(f.Stderr, "hermes: unhealthy: %s should be running but is down\n", slot)
-			bad++
+		if f.Health == nil {
 			continue
 		}
-		if f.Health != nil {
-			if err := f.Health(name); err != nil {
-				fmt.Fprintf(f.Stderr, "hermes: unhealthy: %s: %v\n", slot, err)
-				bad++
+		if err := f.Health(name); err != nil {
+			why := "down"
+			if serr == nil && st.Up {
+				why = "up"
+			} else if serr == nil && st.ExitCode == render.ExitConfig {
+				why = fmt.Sprintf("down after exit %d (fatal configuration)", render.ExitConfig)
 			}
+			fmt.Fprintf(f.Stderr, "hermes: unhealthy: %s should be running (slot %s) but %v\n", slot, why, err)
+			bad++
 		}
 	}
 	if bad > 0 {

@@ -15,6 +15,7 @@ import (
 	"time"
 
 	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/reconcile"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
@@ -42,6 +43,7 @@ func New() *Front {
 		Block:   block,
 		History: history,
 		Chdir:   os.Chdir,
+		CMD:     func() []string { return reconcile.FindCMD("/proc") },
 	}
 	f.Health = f.health
 	if u, err := user.Lookup(User); err == nil {

@@ -162,7 +162,14 @@ func (r *Reconciler) render(slot render.Slot) (isNew bool, err error) {
 // cmdOwnership says which profile a foreground CMD gateway owns ("" none),
 // and whether the CMD is the dashboard alone (no gateway at all).
 func (r *Reconciler) cmdOwnership() (owner string, noGateways bool) {
-	args := r.CMD
+	return Ownership(r.CMD, r.Getenv)
+}
+
+// Ownership reads the container's CMD: which profile a foreground
+// (`--no-supervise`) gateway owns ("" none), and whether the CMD is the
+// dashboard alone (no gateway runs in this container at all).
+func Ownership(cmd []string, getenv func(string) string) (owner string, noGateways bool) {
+	args := cmd
 	if len(args) > 0 && (args[0] == "hermes" || strings.HasSuffix(args[0], "/hermes")) {
 		args = args[1:]
 	}
@@ -177,7 +184,7 @@ func (r *Reconciler) cmdOwnership() (owner string, noGateways bool) {
 		return "", true
 	}
 	if len(args) >= 2 && args[0] == "gateway" && args[1] == "run" {
-		optOut := profile.Truthy(r.Getenv("HERMES_GATEWAY_NO_SUPERVISE"))
+		optOut := profile.Truthy(getenv("HERMES_GATEWAY_NO_SUPERVISE"))
 		for _, a := range args[2:] {
 			if a == "--" {
 				break // what follows is arguments, as the front reads them

@@ -313,17 +313,25 @@ func (m *Manager) Unregister(name string) error {
 	return nil
 }
 
-// Start brings slot name up (as s6-svc -u).
+// Start brings slot name up (as s6-svc -u) and makes it normally up (no
+// down marker), so a restarted supervisor keeps it running.
 func (m *Manager) Start(name string) error {
 	if err := m.mustExist(name); err != nil {
+		return err
+	}
+	if err := os.Remove(filepath.Join(m.Dir(name), "down")); err != nil && !os.IsNotExist(err) {
 		return err
 	}
 	return control(m.Dir(name), "u")
 }
 
-// Stop brings slot name down (s6-svc -d), waiting for it when wait is set.
+// Stop brings slot name down (s6-svc -d) and makes it normally down,
+// waiting for it when wait is set.
 func (m *Manager) Stop(name string, wait bool) error {
 	if err := m.mustExist(name); err != nil {
+		return err
+	}
+	if err := touch(filepath.Join(m.Dir(name), "down")); err != nil {
 		return err
 	}
 	if !wait {
@@ -345,12 +353,18 @@ func (m *Manager) MarkDown(name string) error {
 	if err := m.mustExist(name); err != nil {
 		return err
 	}
-	f, err := os.OpenFile(filepath.Join(m.Dir(name), "down"), os.O_CREATE|os.O_WRONLY, 0o644)
+	if err := touch(filepath.Join(m.Dir(name), "down")); err != nil {
+		return err
+	}
+	return control(m.Dir(name), "d")
+}
+
+func touch(p string) error {
+	f, err := os.OpenFile(p, os.O_CREATE|os.O_WRONLY, 0o644)
 	if err != nil {
 		return err
 	}
-	f.Close()
-	return control(m.Dir(name), "d")
+	return f.Close()
 }
 
 // Restart restarts slot name: a running slot gets a new process, a down

@@ -136,9 +136,11 @@ func TestMarkDownStopNoWaitWaitUpAndRestartOfADownSlot(t *testing.T) {
 	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return !s.Up && !s.WantUp }, "down"), pollOpts...)
 
 	// MarkDown: down now, and down when the supervisor starts again.
+	// Start makes the slot normally up: no down marker is left.
 	assert.NilError(t, m.Start("gateway-work"))
-	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return s.Up }, "up"), pollOpts...)
-	assert.NilError(t, os.Remove(filepath.Join(m.Dir("gateway-work"), "down")))
+	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return s.Up && s.NormallyUp }, "up, normally up"), pollOpts...)
+	_, err = os.Stat(filepath.Join(m.Dir("gateway-work"), "down"))
+	assert.Check(t, os.IsNotExist(err), "Start removes the down marker")
 	assert.NilError(t, m.MarkDown("gateway-work"))
 	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return !s.Up && !s.WantUp && !s.NormallyUp }, "down, normally down"), pollOpts...)
 	_, err = os.Stat(filepath.Join(m.Dir("gateway-work"), "down"))
