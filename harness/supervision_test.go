@@ -164,3 +164,25 @@ func TestDockerRestartRestoresDesiredState(t *testing.T) {
 		assert.Check(t, is.Contains(boot, "alpha gateway-alpha: started (desired state running)"))
 	})
 }
+
+// TestHealthcheckCommand: the HEALTHCHECK command is healthy while the
+// gateway that should run answers, and unhealthy once it cannot.
+func TestHealthcheckCommand(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Publish(8642), Cmd("gateway", "run"))
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+		c.Exec("hermes", "healthcheck").Assert(t, icmd.Expected{Out: "healthy"})
+		assert.Check(t, is.Contains(c.Inspect("{{json .Config.Healthcheck}}"), "healthcheck"))
+
+		// A fatal configuration: the gateway exits 78, stays down: unhealthy.
+		c.ExecAs("hermes", "sh", "-c", "echo 'not: valid: yaml' > /opt/data/config.yaml").Assert(t, icmd.Success)
+		c.Exec("hermes", "gateway", "restart").Assert(t, icmd.Success)
+		poll.WaitOn(t, c.SlotIs("gateway-default", "down after exit 78", func(s Slot) bool { return !s.Up && s.ExitCode == 78 }), waitOpts...)
+		c.Exec("hermes", "healthcheck").Assert(t, icmd.Expected{ExitCode: 1, Err: "gateway-default should be running"})
+
+		// Stopped on purpose: nothing should run, so healthy again.
+		c.Exec("hermes", "gateway", "stop").Assert(t, icmd.Success)
+		c.Exec("hermes", "healthcheck").Assert(t, icmd.Expected{Out: "healthy"})
+	})
+}
