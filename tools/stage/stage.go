@@ -310,17 +310,21 @@ func envValue(dir, key string) string {
 	return strings.TrimRight(string(b), "\n")
 }
 
+// waitSvscan waits until s6-svscan listens on its control fifo (checked
+// by opening it, as s6-svscanctl would, without spawning a process).
 func waitSvscan(p Paths, max time.Duration) error {
+	ctl := filepath.Join(p.ScanDir, ".s6-svscan", "control")
 	deadline := time.Now().Add(max)
 	for {
-		err := exec.Command(filepath.Join(p.BinDir, "s6-svscanctl"), "-z", p.ScanDir).Run()
+		f, err := os.OpenFile(ctl, os.O_WRONLY|syscall.O_NONBLOCK, 0)
 		if err == nil {
+			f.Close()
 			return nil
 		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("s6-svscan did not start on %s: %v", p.ScanDir, err)
 		}
-		time.Sleep(5 * time.Millisecond)
+		time.Sleep(2 * time.Millisecond)
 	}
 }
 

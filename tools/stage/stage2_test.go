@@ -5,6 +5,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -24,6 +25,7 @@ func stage2(t *testing.T, p Paths, calls string, cmd ...string) (code string, s6
 	assert.NilError(t, exec.Command(ctl, "-z", "self-check").Run(), "the s6-svscanctl stand-in must run")
 	assert.NilError(t, os.Remove(calls))
 	assert.NilError(t, os.MkdirAll(filepath.Dir(p.ExitCodeF), 0o755)) // made by stage 1
+	listenControl(t, p.ScanDir)                                        // s6-svscan is up
 	t.Chdir(t.TempDir())                                              // Stage2 changes directory: restore it afterwards
 
 	go Stage2(p, cmd)
@@ -53,8 +55,7 @@ func TestStage2RunsContInitThenTheCMDAndHaltsWithItsCode(t *testing.T) {
 
 	assert.Check(t, is.Equal(code, "7"), "the CMD's exit code is the container's")
 	assert.Check(t, is.Equal(read(t, order), "01-setup\n02-reconcile\nCMD in "+workdir+"\n"))
-	assert.Check(t, is.Equal(s6calls, "s6-svscanctl -z "+p.ScanDir+"\n"+
-		"s6-svwait -a -u -t 5000 "+filepath.Join(p.ScanDir, "main-hermes")+"\n"+
+	assert.Check(t, is.Equal(s6calls, "s6-svwait -a -u -t 5000 "+filepath.Join(p.ScanDir, "main-hermes")+"\n"+
 		"s6-svscanctl -t "+p.ScanDir+"\n"))
 }
 
@@ -94,4 +95,17 @@ func TestStage2RunsTheCMDEvenIfTheWorkdirIsGone(t *testing.T) {
 	log := captureStderr(t, func() { code, _ = stage2(t, p, calls, "/bin/sh", "-c", "exit 3") })
 	assert.Check(t, is.Equal(code, "3"))
 	assert.Check(t, is.Contains(log, "s6-stage: stage2: cannot cd to "+gone+": "))
+}
+
+// listenControl makes scan look like a running s6-svscan: its control fifo
+// has a reader.
+func listenControl(t *testing.T, scan string) {
+	t.Helper()
+	dir := filepath.Join(scan, ".s6-svscan")
+	assert.NilError(t, os.MkdirAll(dir, 0o755))
+	ctl := filepath.Join(dir, "control")
+	assert.NilError(t, syscall.Mkfifo(ctl, 0o600))
+	r, err := os.OpenFile(ctl, os.O_RDONLY|syscall.O_NONBLOCK, 0)
+	assert.NilError(t, err)
+	t.Cleanup(func() { r.Close() })
 }
