@@ -12,8 +12,9 @@ FROM ${BASE_IMAGE} AS base
 
 # ---------------------------------------------------------------- Go toolchain
 # Debian's Go bootstraps the exact toolchain go.mod names, fetched from the
-# Go module proxy (GOTOOLCHAIN=auto). Runs on the build platform.
-FROM --platform=$BUILDPLATFORM base AS go
+# Go module proxy (GOTOOLCHAIN=auto). Runs on the build platform: FROM the
+# image, not the `base` stage (a stage's platform overrides --platform).
+FROM --platform=$BUILDPLATFORM ${BASE_IMAGE} AS go
 ARG BUILDPLATFORM
 ARG GOPROXY=https://proxy.golang.org,direct
 ENV GOPROXY=${GOPROXY} GOTOOLCHAIN=auto GOFLAGS=-buildvcs=false CGO_ENABLED=0 \
@@ -75,7 +76,7 @@ ADD ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz \
     ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-noarch.tar.xz \
     ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-arch.tar.xz /
 
-FROM --platform=$BUILDPLATFORM base AS s6-release-files
+FROM --platform=$BUILDPLATFORM ${BASE_IMAGE} AS s6-release-files
 ARG BUILDPLATFORM TARGETARCH
 ARG S6_OVERLAY_VERSION=3.2.3.0
 ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf

@@ -3,6 +3,7 @@
 #   docker buildx bake hermetic   no registry, no GitHub: local base, Debian s6, stand-in agent
 #   docker buildx bake test       the hermetic image loaded into the engine as hermes-s6:test
 #   docker buildx bake release    multi-arch, attested, pushed to ${IMAGE}
+#   docker buildx bake publish-hermetic   the hermetic image, multi-arch, pushed to ${IMAGE}
 
 variable "BASE_IMAGE" {
   default = "debian:trixie-slim"
@@ -168,13 +169,36 @@ group "release" {
   targets = ["release"]
 }
 
-# Multi-arch, reproducible, attested; pushed to ${IMAGE}.
+# Build cache for CI, one cache spec each (e.g. "type=gha,scope=release" or
+# "type=registry,ref=ghcr.io/o/hermes-s6:buildcache"); empty: no cache
+# import/export. Used by release, release-by-digest and publish-hermetic.
+variable "CACHE_FROM" {
+  default = ""
+}
+variable "CACHE_TO" {
+  default = ""
+}
+# true: push over plain HTTP / without verifying the registry's certificate
+# (a local test registry such as 127.0.0.1:PORT). publish-hermetic only.
+variable "REGISTRY_INSECURE" {
+  default = false
+}
+
+target "_publish" {
+  platforms  = [for p in split(",", PLATFORMS) : trimspace(p)]
+  cache-from = CACHE_FROM == "" ? [] : [CACHE_FROM]
+  cache-to   = CACHE_TO == "" ? [] : [CACHE_TO]
+}
+
+# Multi-arch, reproducible, attested; pushed to ${IMAGE}. Tags: VERSION,
+# `latest` for releases (VERSION is MAJOR.MINOR.PATCH: not dev, not a
+# pre-release such as 1.2.0-rc.1), sha-<short REVISION>.
+# Pass SOURCE_DATE_EPOCH=$(git log -1 --format=%ct) for reproducible digests.
 target "release" {
-  inherits  = ["image"]
-  platforms = [for p in split(",", PLATFORMS) : trimspace(p)]
+  inherits = ["image", "_publish"]
   tags = compact([
     "${IMAGE}:${VERSION}",
-    VERSION != "dev" ? "${IMAGE}:latest" : "",
+    can(regex("^[0-9]+\\.[0-9]+\\.[0-9]+$", VERSION)) ? "${IMAGE}:latest" : "",
     REVISION != "unknown" ? "${IMAGE}:sha-${substr(REVISION, 0, 7)}" : "",
   ])
   attest = [
@@ -182,4 +206,31 @@ target "release" {
     "type=sbom",
   ]
   output = ["type=image,push=true,rewrite-timestamp=true"]
+}
+
+# One platform of the release (PLATFORMS=linux/arm64 on an arm64 runner),
+# pushed untagged by digest; the per-platform digests are merged into the
+# tagged index with `docker buildx imagetools create` (release.yml).
+target "release-by-digest" {
+  inherits = ["release"]
+  tags     = []
+  output   = ["type=image,name=${IMAGE},push-by-digest=true,name-canonical=true,push=true,rewrite-timestamp=true"]
+}
+
+# The hermetic image (local base, Debian's s6, stand-in agent), multi-arch
+# from PLATFORMS, pushed to ${IMAGE} with provenance. No SBOM: the SBOM
+# generator is an image BuildKit pulls, impossible without a registry. The
+# tags say "hermetic" so a stand-in image can never pass for a release.
+# The harness pushes it to a registry on 127.0.0.1 (harness/publish).
+target "publish-hermetic" {
+  inherits = ["hermetic", "_publish"]
+  tags = compact([
+    "${IMAGE}:${VERSION}-hermetic",
+    REVISION != "unknown" ? "${IMAGE}:sha-${substr(REVISION, 0, 7)}-hermetic" : "",
+  ])
+  attest = [
+    "type=provenance,mode=max",
+    "type=sbom,disabled=true",
+  ]
+  output = [REGISTRY_INSECURE ? "type=image,push=true,rewrite-timestamp=true,registry.insecure=true" : "type=image,push=true,rewrite-timestamp=true"]
 }

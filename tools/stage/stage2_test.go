@@ -25,7 +25,7 @@ func stage2(t *testing.T, p Paths, calls string, cmd ...string) (code string, s6
 	assert.NilError(t, exec.Command(ctl, "-z", "self-check").Run(), "the s6-svscanctl stand-in must run")
 	assert.NilError(t, os.Remove(calls))
 	assert.NilError(t, os.MkdirAll(filepath.Dir(p.ExitCodeF), 0o755)) // made by stage 1
-	listenControl(t, p.ScanDir)                                        // s6-svscan is up
+	listenControl(t, p.ScanDir)                                       // s6-svscan is up
 	t.Chdir(t.TempDir())                                              // Stage2 changes directory: restore it afterwards
 
 	go Stage2(p, cmd)
