@@ -122,9 +122,10 @@ func TestSlowGatewayGetsToFlushOnStop(t *testing.T) {
 	c := Start(t, image, Publish(8642), Cmd("gateway", "run"))
 	poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
 	c.ExecAs("hermes", "sh", "-c", "echo 'stop_delay_ms: 1500' > /opt/data/config.yaml").Assert(t, icmd.Success)
+	before, err := c.GetHealth(8642)
+	assert.NilError(t, err)
 	c.Exec("hermes", "gateway", "restart").Assert(t, icmd.Success)
-	poll.WaitOn(t, c.LogContains("gateway-default restarted"), waitOpts...)
-	poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+	poll.WaitOn(t, c.Healthy(8642, func(h Health) bool { return h.Pid != before.Pid }), waitOpts...)
 	icmd.RunCommand("docker", "stop", "-t", "10", c.Name).Assert(t, icmd.Success)
 	assert.Check(t, is.Contains(c.Logs(), "gateway[default] stopped"), "a slow gateway must get to finish its shutdown")
 }
