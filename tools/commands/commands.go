@@ -39,18 +39,30 @@ var table = map[string]func([]string) int{
 	"probe":             probe,
 }
 
-// probe is the readiness check of a gateway slot (s6-notifyoncheck): exit 0
-// once the profile's gateway answers /health.
+// probe is the readiness check of a gateway slot, run once per start by
+// s6-notifyoncheck: it polls the profile's /health itself, cheaply and in
+// one process (a probe process per poll would swamp a container starting
+// many gateways), and exits 0 once it answers, or 1 after probeWindow so
+// s6-notifyoncheck can try again.
 func probe(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: hermes-s6 probe PROFILE")
 		return 2
 	}
-	if err := front.Probe(profile.Home(os.Getenv), args[0], os.Getenv, time.Second); err != nil {
-		return 1
+	home := profile.Home(os.Getenv)
+	deadline := time.Now().Add(probeWindow)
+	for {
+		if front.Probe(home, args[0], os.Getenv, 500*time.Millisecond) == nil {
+			return 0
+		}
+		if time.Now().After(deadline) {
+			return 1
+		}
+		time.Sleep(10 * time.Millisecond) // polling interval
 	}
-	return 0
 }
+
+var probeWindow = 10 * time.Second
 
 // Names lists the command names.
 func Names() string {

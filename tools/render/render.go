@@ -308,7 +308,7 @@ var funcs = template.FuncMap{
 		if len(probe) == 0 {
 			return ""
 		}
-		return " s6-notifyoncheck -d -s 0 -w 20 -n 0 -c " + Quote(strings.Join(probe, " "))
+		return " s6-notifyoncheck -d -s 0 -w 100 -n 0 -c " + Quote(strings.Join(probe, " "))
 	},
 }
 

@@ -62,10 +62,10 @@ func TestEveryRunScriptExportsTheRecursionGuard(t *testing.T) {
 func TestGatewayRunScriptRunsTheProfileWithReplace(t *testing.T) {
 	files, err := Files(GatewaySlot("work"))
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" s6-notifyoncheck -d -s 0 -w 20 -n 0 -c '/usr/local/bin/hermes-s6 probe work' '/usr/local/bin/hermes' -p 'work' 'gateway' 'run' '--replace'\n"))
+	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" s6-notifyoncheck -d -s 0 -w 100 -n 0 -c '/usr/local/bin/hermes-s6 probe work' '/usr/local/bin/hermes' -p 'work' 'gateway' 'run' '--replace'\n"))
 	files, err = Files(GatewaySlot("default"))
 	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" s6-notifyoncheck -d -s 0 -w 20 -n 0 -c '/usr/local/bin/hermes-s6 probe default' '/usr/local/bin/hermes' 'gateway' 'run' '--replace'\n"))
+	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" s6-notifyoncheck -d -s 0 -w 100 -n 0 -c '/usr/local/bin/hermes-s6 probe default' '/usr/local/bin/hermes' 'gateway' 'run' '--replace'\n"))
 }
 
 func TestValidateRejectsBadSlots(t *testing.T) {
