@@ -158,6 +158,8 @@ set -eu
 rm -f /etc/apt/apt.conf.d/docker-clean
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends s6 execline >/dev/null
+# Logs and caches that record when the build ran: out, for reproducible layers.
+rm -rf /var/log/dpkg.log /var/log/apt /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 mkdir -p /command
 for b in /usr/bin/s6-* /usr/bin/execlineb; do ln -s "$b" /command/; done
 ln -s /usr/local/bin/hermes-s6 /init
@@ -178,6 +180,10 @@ groupadd -g 10000 hermes
 useradd -u 10000 -g 10000 -d /opt/data -M -s /usr/sbin/nologin hermes
 mkdir -p /opt/data
 chown hermes:hermes /opt/data
+# Reproducible: no backup files or login records stamped with the build time,
+# and the account's "last password change" day fixed (the account has no password).
+rm -f /etc/passwd- /etc/group- /etc/shadow- /etc/gshadow- /var/log/lastlog /var/log/faillog
+sed -i 's/^hermes:\([^:]*\):[0-9]*:/hermes:\1:0:/' /etc/shadow
 EOT
 COPY --link --from=tools /out/hermes-s6 /usr/local/bin/hermes-s6
 COPY --link --from=rootfs /out/ /
