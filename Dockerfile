@@ -56,12 +56,21 @@ EOT
 # ---------------------------------------------------------------- rendered rootfs
 # The tree copied into the image, with the run scripts of gateway-default and
 # dashboard rendered by render-run (never hand-written).
+# Every file's mtime is set to SOURCE_DATE_EPOCH here: a COPY from the
+# context reused from BuildKit's cache keeps the mtime of whichever checkout
+# filled the cache, which rewrite-timestamp does not clamp when it is older.
 FROM go AS rootfs
+ARG SOURCE_DATE_EPOCH=0
 COPY tools/ tools/
 COPY rootfs/ /out/
+COPY stage-debian/ /out-debian/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
-    --mount=type=cache,target=/root/go/pkg/mod --mount=type=secret,id=ca-bundle,required=false \
-    go-with-ca run ./tools/cmd/hermes-s6 render-run -out /out/etc/s6-overlay/s6-rc.d gateway-default dashboard
+    --mount=type=cache,target=/root/go/pkg/mod --mount=type=secret,id=ca-bundle,required=false <<EOT
+set -eu
+go-with-ca run ./tools/cmd/hermes-s6 render-run -out /out/etc/s6-overlay/s6-rc.d gateway-default dashboard
+chmod 0755 /out-debian/command/with-contenv
+find /out /out-debian -exec touch -h -d "@${SOURCE_DATE_EPOCH}" {} +
+EOT
 
 # ---------------------------------------------------------------- s6: release tarballs
 # The official s6-overlay tarballs. Replace this stage with a local folder
@@ -167,7 +176,7 @@ ln -s /usr/local/bin/hermes-s6 /init
 # writable by it (a --tmpfs /run is 1777 too).
 chmod 1777 /run
 EOT
-COPY --link --chmod=0755 stage-debian/command/with-contenv /command/with-contenv
+COPY --link --from=rootfs /out-debian/command/with-contenv /command/with-contenv
 
 # ---------------------------------------------------------------- final image
 FROM s6-${S6_SOURCE} AS image
