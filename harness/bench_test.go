@@ -11,6 +11,7 @@ import (
 
 	"github.com/google/go-containerregistry/pkg/v1/tarball"
 	"gotest.tools/v3/icmd"
+	"gotest.tools/v3/poll"
 
 	"github.com/hermes-agent/hermes-s6/tools/imagesize"
 )
@@ -22,13 +23,12 @@ import (
 // pollFast polls cond every 5 ms up to a minute; it fails the benchmark on timeout.
 func pollFast(b *testing.B, what string, cond func() bool) {
 	b.Helper()
-	deadline := time.Now().Add(time.Minute)
-	for !cond() {
-		if time.Now().After(deadline) {
-			b.Fatalf("timed out waiting for %s", what)
+	poll.WaitOn(b, func(poll.LogT) poll.Result {
+		if cond() {
+			return poll.Success()
 		}
-		time.Sleep(5 * time.Millisecond) // a polling interval, not a wait for a condition
-	}
+		return poll.Continue("waiting for %s", what)
+	}, poll.WithTimeout(time.Minute), poll.WithDelay(5*time.Millisecond))
 }
 
 type samples []time.Duration
