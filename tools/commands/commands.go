@@ -21,6 +21,7 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 	"github.com/hermes-agent/hermes-s6/tools/setup"
+	"github.com/hermes-agent/hermes-s6/tools/slotexec"
 	"github.com/hermes-agent/hermes-s6/tools/stage"
 	"github.com/hermes-agent/hermes-s6/tools/watch"
 )
@@ -37,6 +38,8 @@ var table = map[string]func([]string) int{
 	"rc.init":           runStage2,
 	"stage3":            func([]string) int { return stage.Stage3(stage.DefaultPaths) },
 	"probe":             probe,
+	"slot-exec":         func(a []string) int { return slotexec.System().ExecMain(a) },
+	"slot-log":          func(a []string) int { return slotexec.System().LogMain(a) },
 }
 
 // probe is the readiness check of a gateway slot, run once per start by

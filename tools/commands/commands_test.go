@@ -47,7 +47,7 @@ func TestNamesListsEveryCommandSorted(t *testing.T) {
 	names := strings.Fields(Names())
 	assert.Check(t, sort.StringsAreSorted(names))
 	for _, n := range []string{"hermes", "hermes-entrypoint", "render-run", "hermes-setup", "hermes-reconcile",
-		"hermes-watch", "hermes-slots-down", "init", "rc.init", "stage3"} {
+		"hermes-watch", "hermes-slots-down", "init", "rc.init", "stage3", "probe", "slot-exec", "slot-log"} {
 		assert.Check(t, is.Contains(names, n))
 	}
 	assert.Check(t, is.Len(names, len(table)))
@@ -95,7 +95,7 @@ func TestRenderRunWritesS6RCSources(t *testing.T) {
 		}
 	}
 	assert.Check(t, is.DeepEqual(files(t, out), expected))
-	assert.Check(t, is.Contains(files(t, out)["gateway-default/run -rwxr-xr-x"], "export HERMES_S6_SUPERVISED_CHILD=1\n"))
+	assert.Check(t, is.Contains(files(t, out)["gateway-default/run -rwxr-xr-x"], " -env HERMES_S6_SUPERVISED_CHILD=1 "))
 }
 
 func TestRenderRunWritesScandirLayout(t *testing.T) {

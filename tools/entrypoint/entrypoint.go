@@ -13,7 +13,8 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hermes-agent/hermes-s6/tools/stage"
+	"github.com/hermes-agent/hermes-s6/tools/account"
+	"github.com/hermes-agent/hermes-s6/tools/contenv"
 )
 
 // Front is the `hermes` command.
@@ -64,16 +65,13 @@ var (
 	lookupUser = user.Lookup
 	dropUser   = dropTo
 	execve     = syscall.Exec
+	// EnvDir is where stage 1 kept the container environment.
+	EnvDir = contenv.Dir
 )
 
 // Main runs the wrapper; it returns only on error.
 func Main(args []string) int {
-	env := os.Environ()
-	if os.Getenv("S6_KEEP_ENV") == "" || os.Getenv("S6_KEEP_ENV") == "0" {
-		if e, err := stage.ReadEnv(stage.DefaultPaths.EnvDir); err == nil {
-			env = e
-		}
-	}
+	env := contenv.Environ(os.Environ(), EnvDir)
 	id := Identity{UID: getuid(), GID: os.Getgid()}
 	if u, err := lookupUser("hermes"); err == nil {
 		id.HermesUID, _ = strconv.Atoi(u.Uid)
@@ -104,15 +102,7 @@ func Main(args []string) int {
 	return 127
 }
 
-func dropTo(uid, gid int) error {
-	if err := syscall.Setgroups([]int{gid}); err != nil {
-		return err
-	}
-	if err := syscall.Setgid(gid); err != nil {
-		return err
-	}
-	return syscall.Setuid(uid)
-}
+func dropTo(uid, gid int) error { return account.Drop(uid, gid, []int{gid}) }
 
 func setEnv(env []string, k, v string) []string {
 	out := env[:0:0]

@@ -13,8 +13,6 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-
-	"github.com/hermes-agent/hermes-s6/tools/stage"
 )
 
 func TestResolve(t *testing.T) {
@@ -149,9 +147,9 @@ func containerEnv(t *testing.T, env map[string]string) {
 	for k, v := range env {
 		assert.NilError(t, os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644))
 	}
-	old := stage.DefaultPaths.EnvDir
-	stage.DefaultPaths.EnvDir = dir
-	t.Cleanup(func() { stage.DefaultPaths.EnvDir = old })
+	old := EnvDir
+	EnvDir = dir
+	t.Cleanup(func() { EnvDir = old })
 	t.Setenv("S6_KEEP_ENV", "")
 	t.Setenv("PATH", os.Getenv("PATH")) // Main sets PATH from the container's
 }

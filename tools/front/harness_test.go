@@ -54,9 +54,10 @@ func slotTemplate(t *testing.T) func(string) render.Slot {
 	u, err := user.Current()
 	assert.NilError(t, err)
 	front := standInGateway(t)
+	tool := s6test.Tool(t)
 	return func(name string) render.Slot {
 		s := render.GatewaySlot(name)
-		s.Front, s.Shell, s.User = front, "/bin/sh", u.Username
+		s.Front, s.Shell, s.User, s.Tool = front, "/bin/sh", u.Username, tool
 		return s
 	}
 }

@@ -2,8 +2,6 @@ package front
 
 import (
 	"bufio"
-	"fmt"
-	"net/http"
 	"os"
 	"os/exec"
 	"os/signal"
@@ -14,6 +12,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/health"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/reconcile"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -135,15 +134,5 @@ func (f *Front) health(name string) error {
 // Probe asks a profile's gateway for /health on 127.0.0.1: nil when it
 // answers 200. It is the readiness check of the gateway slots.
 func Probe(home, name string, getenv func(string) string, timeout time.Duration) error {
-	port := GatewayPort(home, name, getenv)
-	c := http.Client{Timeout: timeout}
-	resp, err := c.Get(fmt.Sprintf("http://127.0.0.1:%d/health", port))
-	if err != nil {
-		return fmt.Errorf("/health on port %d: %v", port, err)
-	}
-	resp.Body.Close()
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("/health on port %d answered %s", port, resp.Status)
-	}
-	return nil
+	return health.Check(GatewayPort(home, name, getenv), timeout)
 }

@@ -65,9 +65,10 @@ func benchScan(b *testing.B) (*s6.Manager, string, func()) {
 	}
 	m := s6.New(scan)
 	u, _ := user.Current()
+	tool := s6test.Tool(b)
 	slot := func(p string) render.Slot {
 		s := render.GatewaySlot(p)
-		s.Front, s.Shell, s.User = front, "/bin/sh", u.Username
+		s.Front, s.Shell, s.User, s.Tool = front, "/bin/sh", u.Username, tool
 		s.Probe = nil // the readiness probe is the image's hermes-s6, not on this host
 		return s
 	}

@@ -3,9 +3,12 @@
 // image build time for gateway-default and dashboard) and behind every profile
 // slot registered at boot or at runtime.
 //
-// Every rendered run script exports HERMES_S6_SUPERVISED_CHILD=1: the
+// Every rendered run script sets HERMES_S6_SUPERVISED_CHILD=1: the
 // recursion guard that keeps a supervised `gateway run` from redirecting
-// itself into supervision again. The front moves supervised children into
+// itself into supervision again. A run script is sh and one exec of
+// `hermes-s6 slot-exec` (package slotexec), which sets the guard over the
+// container environment and drops to the slot's user; a logger is sh and
+// `hermes-s6 slot-log`. The front moves supervised children into
 // $HERMES_HOME; the run script itself stays in the service directory, where
 // s6-notifyoncheck must start.
 package render
@@ -18,7 +21,10 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"sync"
 	"text/template"
+
+	"github.com/hermes-agent/hermes-s6/tools/contenv"
 )
 
 // SupervisedChildEnv is the recursion guard exported by every run script.
@@ -61,9 +67,11 @@ type Slot struct {
 	LogName string
 	// Down marks the slot down: s6-supervise does not start it by itself.
 	Down bool
-	// Front is the path of the `hermes` front; Shell the run scripts' interpreter.
+	// Front is the path of the `hermes` front; Shell the run scripts'
+	// interpreter; Tool the hermes-s6 binary (slot-exec, slot-log).
 	Front string
 	Shell string
+	Tool  string
 	// Probe, when set, is a command that exits 0 once the service serves: the
 	// slot then honours s6 readiness notification (s6-notifyoncheck), and
 	// s6-supervise restarts a crashed service that had been ready for a
@@ -72,7 +80,7 @@ type Slot struct {
 }
 
 // ProbeCmd is the readiness probe of the gateway slots.
-const ProbeCmd = "/usr/local/bin/hermes-s6"
+const ProbeCmd = DefaultTool
 
 // NotificationFD is the descriptor readiness is reported on.
 const NotificationFD = 3
@@ -108,7 +116,8 @@ func DashboardSlot() Slot {
 const (
 	DefaultUser  = "hermes"
 	DefaultFront = "/usr/local/bin/hermes"
-	DefaultShell = "/command/with-contenv sh"
+	DefaultShell = "/bin/sh"
+	DefaultTool  = "/usr/local/bin/hermes-s6"
 )
 
 func (s Slot) withDefaults() Slot {
@@ -121,6 +130,9 @@ func (s Slot) withDefaults() Slot {
 	if s.Shell == "" {
 		s.Shell = DefaultShell
 	}
+	if s.Tool == "" {
+		s.Tool = DefaultTool
+	}
 	if s.LogName == "" {
 		s.LogName = s.Name
 	}
@@ -129,17 +141,17 @@ func (s Slot) withDefaults() Slot {
 
 // Validate reports what is wrong with a slot description.
 func (s Slot) Validate() error {
-	if s.Name == "" || strings.ContainsAny(s.Name, "/\x00") || s.Name[0] == '.' {
+	if s.Name == "" || strings.ContainsAny(s.Name, "/") || s.Name[0] == '.' || !printable(s.Name) {
 		return fmt.Errorf("render: invalid slot name %q", s.Name)
 	}
 	if len(s.Command) == 0 {
 		return fmt.Errorf("render: slot %s: empty command", s.Name)
 	}
-	if strings.ContainsAny(s.LogName, "/\x00") || strings.HasPrefix(s.LogName, ".") {
+	if strings.ContainsAny(s.LogName, "/") || strings.HasPrefix(s.LogName, ".") || !printable(s.LogName) {
 		return fmt.Errorf("render: slot %s: invalid log name %q", s.Name, s.LogName)
 	}
 	for k := range s.Env {
-		if !isEnvName(k) {
+		if !contenv.ValidName(k) {
 			return fmt.Errorf("render: slot %s: invalid environment variable name %q", s.Name, k)
 		}
 	}
@@ -149,19 +161,21 @@ func (s Slot) Validate() error {
 		}
 	}
 	for _, a := range s.Command {
-		if a.Env != "" && !isEnvName(a.Env) {
+		if a.Env != "" && !contenv.ValidName(a.Env) {
 			return fmt.Errorf("render: slot %s: invalid environment variable name %q", s.Name, a.Env)
+		}
+		if strings.Contains(a.Default, "}") {
+			return fmt.Errorf("render: slot %s: default %q of %s must not contain '}'", s.Name, a.Default, a.Env)
 		}
 	}
 	return nil
 }
 
-func isEnvName(k string) bool {
-	if k == "" || (k[0] >= '0' && k[0] <= '9') {
-		return false
-	}
-	for _, c := range k {
-		if !(c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9') {
+// printable: no whitespace other than the space, no control characters
+// (names appear in comments of the rendered scripts).
+func printable(s string) bool {
+	for _, c := range s {
+		if c < ' ' || c == 0x7f {
 			return false
 		}
 	}
@@ -269,65 +283,71 @@ func writeFile(p string, data []byte, mode fs.FileMode) error {
 	return nil
 }
 
-func execute(t *template.Template, s Slot) ([]byte, error) {
+func execute(t func() *template.Template, s Slot) ([]byte, error) {
 	var b bytes.Buffer
-	if err := t.Execute(&b, s); err != nil {
+	if err := t().Execute(&b, s); err != nil {
 		return nil, fmt.Errorf("render: slot %s: %w", s.Name, err)
 	}
 	return b.Bytes(), nil
 }
 
+// word is one word after slot-exec's `--`: slot-exec expands ${NAME} and
+// ${NAME:-default} from the container environment, so a literal $ is $$.
+func word(a Arg) string {
+	if a.Env != "" {
+		return Quote("${" + a.Env + ":-" + a.Default + "}")
+	}
+	return Quote(strings.ReplaceAll(a.Lit, "$", "$$"))
+}
+
 var funcs = template.FuncMap{
-	"q": Quote,
+	"q":    Quote,
+	"word": word,
+	"lit":  func(w string) string { return word(Arg{Lit: w}) },
 	"env": func(m map[string]string) []string {
 		keys := make([]string, 0, len(m))
 		for k := range m {
 			keys = append(keys, k)
 		}
 		sort.Strings(keys)
-		lines := make([]string, len(keys))
+		words := make([]string, len(keys))
 		for i, k := range keys {
-			lines[i] = "export " + k + "=" + Quote(m[k])
+			words[i] = Quote(k + "=" + m[k])
 		}
-		return lines
-	},
-	"word": func(a Arg) string {
-		if a.Env != "" {
-			return `"${` + a.Env + `:-` + strings.NewReplacer(`\`, `\\`, `"`, `\"`, "$", `\$`, "`", "\\`", "}", `\}`).Replace(a.Default) + `}"`
-		}
-		return Quote(a.Lit)
+		return words
 	},
 	"profileArgs": func(p string) string {
 		if p == "" || p == "default" {
 			return ""
 		}
-		return " -p " + Quote(p)
+		return " -p " + word(Arg{Lit: p})
 	},
 	"exitConfig": func() int { return ExitConfig },
 	"notify": func(probe []string) string {
 		if len(probe) == 0 {
 			return ""
 		}
-		return " s6-notifyoncheck -d -s 0 -w 100 -n 0 -c " + Quote(strings.Join(probe, " "))
+		return " s6-notifyoncheck -d -s 0 -w 100 -n 0 -c " + word(Arg{Lit: strings.Join(probe, " ")})
 	},
 }
 
-var runTmpl = template.Must(template.New("run").Funcs(funcs).Parse(`#!{{.Shell}}
-# {{.Name}}: rendered by render-run; do not edit.
-exec 2>&1
-export {{"HERMES_S6_SUPERVISED_CHILD"}}=1
-{{- range env .Env}}
-{{.}}
-{{- end}}
-if [ "$(id -u)" -eq 0 ]; then
-  set -- s6-setuidgid {{q .User}}
-else
-  set --
-fi
-exec "$@"{{notify .Probe}} {{q .Front}}{{profileArgs .Profile}}{{range .Command}} {{word .}}{{end}}
-`))
+// The templates are parsed when first used: every process of the
+// multi-call binary imports this package, few of them render.
+func parse(name, text string) func() *template.Template {
+	return sync.OnceValue(func() *template.Template {
+		return template.Must(template.New(name).Funcs(funcs).Parse(text))
+	})
+}
 
-var finishTmpl = template.Must(template.New("finish").Funcs(funcs).Parse(`#!/bin/sh
+var runTmpl = parse("run", `#!{{.Shell}}
+# {{.Name}}: rendered by render-run; do not edit.
+# slot-exec: the container environment with the recursion guard set over it,
+# as the slot's user when started as root; then the service.
+exec 2>&1
+exec {{q .Tool}} slot-exec -user {{q .User}} -env {{"HERMES_S6_SUPERVISED_CHILD"}}=1{{range env .Env}} -env {{.}}{{end}} --{{notify .Probe}} {{lit .Front}}{{profileArgs .Profile}}{{range .Command}} {{word .}}{{end}}
+`)
+
+var finishTmpl = parse("finish", `#!/bin/sh
 # {{.Name}}: rendered by render-run; do not edit.
 # s6-supervise passes the exit code ($1, 256 when killed) and the signal ($2).
 if [ "$1" -eq {{exitConfig}} ]; then
@@ -335,21 +355,14 @@ if [ "$1" -eq {{exitConfig}} ]; then
   exit 125
 fi
 exit 0
-`))
+`)
 
-var logRunTmpl = template.Must(template.New("log/run").Funcs(funcs).Parse(`#!{{.Shell}}
+var logRunTmpl = parse("log/run", `#!{{.Shell}}
 # {{.Name}} logger: rendered by render-run; do not edit.
-# One copy to docker logs, one timestamped and rotated under $HERMES_HOME.
-dir="${HERMES_HOME:-/opt/data}/logs/gateways/"{{q .LogName}}
-if [ "$(id -u)" -eq 0 ]; then
-  set -- s6-setuidgid {{q .User}}
-else
-  set --
-fi
-"$@" mkdir -p "$dir" || dir=/dev/null
-[ "$dir" = /dev/null ] && exec "$@" s6-log -- 1
-exec "$@" s6-log -- 1 T s1048576 n10 "$dir"
-`))
+# One copy to docker logs, one timestamped and rotated under
+# $HERMES_HOME/logs/gateways/LOGNAME, made by the slot's user.
+exec {{q .Tool}} slot-log -user {{q .User}} {{q .LogName}}
+`)
 
 // S6RCFiles renders s in s6-rc source layout, for
 // /etc/s6-overlay/s6-rc.d: the service NAME (producer-for NAME-log) and its

@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/tools/slotexec"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/golden"
@@ -50,22 +51,56 @@ func TestGoldenFiles(t *testing.T) {
 	}
 }
 
-func TestEveryRunScriptExportsTheRecursionGuard(t *testing.T) {
+// runArgv runs the rendered run script of slot with its Tool replaced by a
+// script that prints its arguments: the words sh hands to slot-exec.
+func runArgv(t testing.TB, slot Slot) []string {
+	t.Helper()
+	dir := t.TempDir()
+	slot.Tool = filepath.Join(dir, "hermes-s6")
+	if err := os.WriteFile(slot.Tool, []byte("#!/bin/sh\nprintf '%s\\0' \"$@\"\n"), 0o755); err != nil {
+		t.Fatal(err)
+	}
+	if err := Write(filepath.Join(dir, "svc"), slot); err != nil {
+		t.Fatal(err)
+	}
+	out, err := exec.Command(filepath.Join(dir, "svc", "run")).Output()
+	if err != nil {
+		t.Fatalf("run: %v", err)
+	}
+	return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+}
+
+// command splits slot-exec's arguments at "--" and expands the command as
+// slot-exec does, from env.
+func command(t testing.TB, argv, env []string) (opts, cmd []string) {
+	t.Helper()
+	for i, a := range argv {
+		if a == "--" {
+			cmd, err := slotexec.Expand(argv[i+1:], env)
+			if err != nil {
+				t.Fatal(err)
+			}
+			return argv[:i], cmd
+		}
+	}
+	t.Fatalf("no -- in %q", argv)
+	return nil, nil
+}
+
+func TestEveryRunScriptSetsTheRecursionGuard(t *testing.T) {
 	for name, slot := range goldenSlots() {
-		files, err := Files(slot)
-		assert.NilError(t, err)
-		run := string(files[1].Data)
-		assert.Check(t, is.Contains(run, "\nexport HERMES_S6_SUPERVISED_CHILD=1\n"), name)
+		opts, _ := command(t, runArgv(t, slot), nil)
+		assert.Check(t, is.DeepEqual(opts[:4], []string{"slot-exec", "-user", "hermes", "-env"}), name)
+		assert.Check(t, is.Equal(opts[4], "HERMES_S6_SUPERVISED_CHILD=1"), name)
 	}
 }
 
 func TestGatewayRunScriptRunsTheProfileWithReplace(t *testing.T) {
-	files, err := Files(GatewaySlot("work"))
-	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" s6-notifyoncheck -d -s 0 -w 100 -n 0 -c '/usr/local/bin/hermes-s6 probe work' '/usr/local/bin/hermes' -p 'work' 'gateway' 'run' '--replace'\n"))
-	files, err = Files(GatewaySlot("default"))
-	assert.NilError(t, err)
-	assert.Check(t, is.Contains(string(files[1].Data), "exec \"$@\" s6-notifyoncheck -d -s 0 -w 100 -n 0 -c '/usr/local/bin/hermes-s6 probe default' '/usr/local/bin/hermes' 'gateway' 'run' '--replace'\n"))
+	notify := []string{"s6-notifyoncheck", "-d", "-s", "0", "-w", "100", "-n", "0", "-c"}
+	_, cmd := command(t, runArgv(t, GatewaySlot("work")), nil)
+	assert.Check(t, is.DeepEqual(cmd, append(notify, "/usr/local/bin/hermes-s6 probe work", "/usr/local/bin/hermes", "-p", "work", "gateway", "run", "--replace")))
+	_, cmd = command(t, runArgv(t, GatewaySlot("default")), nil)
+	assert.Check(t, is.DeepEqual(cmd, append(notify, "/usr/local/bin/hermes-s6 probe default", "/usr/local/bin/hermes", "gateway", "run", "--replace")))
 }
 
 func TestValidateRejectsBadSlots(t *testing.T) {
@@ -116,11 +151,11 @@ func TestWriteKeepsSupervisorStateAndTogglesDown(t *testing.T) {
 }
 
 func TestDashboardArgsExpandFromEnvironment(t *testing.T) {
-	files, err := Files(DashboardSlot())
-	assert.NilError(t, err)
-	run := string(files[1].Data)
-	assert.Check(t, is.Contains(run, `"${HERMES_DASHBOARD_HOST:-127.0.0.1}"`))
-	assert.Check(t, is.Contains(run, `"${HERMES_DASHBOARD_PORT:-9119}"`))
+	argv := runArgv(t, DashboardSlot())
+	_, cmd := command(t, argv, nil)
+	assert.Check(t, is.DeepEqual(cmd, []string{"/usr/local/bin/hermes", "dashboard", "--host", "127.0.0.1", "--port", "9119", "--no-open"}))
+	_, cmd = command(t, argv, []string{"HERMES_DASHBOARD_HOST=0.0.0.0", "HERMES_DASHBOARD_PORT="})
+	assert.Check(t, is.DeepEqual(cmd, []string{"/usr/local/bin/hermes", "dashboard", "--host", "0.0.0.0", "--port", "9119", "--no-open"}), "an empty value takes the default, as ${X:-d} in sh")
 }
 
 // TestFinishMapsExitConfigTo125 runs the rendered finish script with the
@@ -151,40 +186,31 @@ func TestFinishMapsExitConfigTo125(t *testing.T) {
 	}
 }
 
-// shellEcho expands the rendered export of value through /bin/sh.
-func shellEcho(t testing.TB, value string) string {
-	files, err := Files(Slot{Name: "x", Command: Lit("true"), Env: map[string]string{"V": value}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A value with newlines spans several lines: take the whole export.
-	run := string(files[1].Data)
-	start := strings.Index(run, "export V=")
-	end := strings.Index(run[start:], "\nif [")
-	export := run[start : start+end]
-	out, err := exec.Command("/bin/sh", "-c", export+"\nprintf %s \"$V\"").Output()
-	if err != nil {
-		t.Fatalf("sh: %v", err)
-	}
-	return string(out)
+// roundTrip renders value as an -env value and as a command word and
+// returns what slot-exec would get for each.
+func roundTrip(t testing.TB, value string) (env, word string) {
+	opts, cmd := command(t, runArgv(t, Slot{Name: "x", Command: Lit(value), Env: map[string]string{"V": value}}), nil)
+	return strings.TrimPrefix(opts[len(opts)-1], "V="), cmd[len(cmd)-1]
 }
 
-func TestEnvQuotingRoundTrips(t *testing.T) {
-	for _, v := range []string{"", "plain", "it's", `"$HOME"`, "`id`", "a\nb\n", `\`, "$(touch /tmp/pwned)", "'; exit 1; '"} {
-		assert.Equal(t, shellEcho(t, v), v)
+func TestQuotingRoundTrips(t *testing.T) {
+	for _, v := range []string{"", "plain", "it's", `"$HOME"`, "${HOME}", "$$", "`id`", "a\nb\n", `\`, "$(touch /tmp/pwned)", "'; exit 1; '", "-- -x"} {
+		env, word := roundTrip(t, v)
+		assert.Check(t, is.Equal(env, v), "-env value")
+		assert.Check(t, is.Equal(word, v), "command word")
 	}
 }
 
-func FuzzEnvQuotingRoundTrips(f *testing.F) {
-	for _, s := range []string{"", "a b", "it's", "$x", "`x`", "\n", `\\`, "\xff\xfe"} {
+func FuzzQuotingRoundTrips(f *testing.F) {
+	for _, s := range []string{"", "a b", "it's", "$x", "${x:-y}", "`x`", "\n", `\\`, "\xff\xfe"} {
 		f.Add(s)
 	}
 	f.Fuzz(func(t *testing.T, v string) {
 		if strings.ContainsRune(v, 0) {
-			t.Skip("environment values cannot hold NUL")
+			t.Skip("arguments cannot hold NUL")
 		}
-		if got := shellEcho(t, v); got != v {
-			t.Fatalf("round trip through /bin/sh: got %q, want %q", got, v)
+		if env, word := roundTrip(t, v); env != v || word != v {
+			t.Fatalf("round trip through /bin/sh and slot-exec: got %q and %q, want %q", env, word, v)
 		}
 	})
 }

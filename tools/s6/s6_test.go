@@ -48,7 +48,7 @@ func testSlot(t *testing.T, front, profile string) render.Slot {
 	assert.NilError(t, err)
 	s := render.GatewaySlot(profile)
 	s.Front = front
-	s.Shell = "/bin/sh"
+	s.Shell, s.Tool = "/bin/sh", s6test.Tool(t)
 	s.User = u.Username
 	s.Probe = nil // the readiness probe is the image's hermes-s6
 	return s

@@ -26,6 +26,8 @@ import (
 	"strings"
 	"syscall"
 	"time"
+
+	"github.com/hermes-agent/hermes-s6/tools/contenv"
 )
 
 // Paths of the stage layer; the same as s6-overlay's where one exists.
@@ -45,7 +47,7 @@ type Paths struct {
 // DefaultPaths are the paths in the image.
 var DefaultPaths = Paths{
 	ScanDir:    "/run/service",
-	EnvDir:     "/run/s6/container_environment",
+	EnvDir:     contenv.Dir,
 	WorkdirF:   "/run/s6/workdir",
 	ExitCodeF:  "/run/s6-linux-init-container-results/exitcode",
 	RcInit:     "/run/s6/basedir/scripts/rc.init",
@@ -82,7 +84,7 @@ func Init(p Paths, cmd []string) error {
 		return err
 	}
 	if os.Getenv("S6_KEEP_ENV") == "" || os.Getenv("S6_KEEP_ENV") == "0" {
-		if err := DumpEnv(p.EnvDir, os.Environ()); err != nil {
+		if err := contenv.Dump(p.EnvDir, os.Environ()); err != nil {
 			return err
 		}
 	}
@@ -125,44 +127,6 @@ func scrubbedEnv() []string {
 		}
 	}
 	return env
-}
-
-// DumpEnv writes one file per variable, as s6-linux-init -s does.
-func DumpEnv(dir string, environ []string) error {
-	if err := os.MkdirAll(dir, 0o755); err != nil {
-		return err
-	}
-	for _, kv := range environ {
-		k, v, ok := strings.Cut(kv, "=")
-		if !ok || k == "" || strings.ContainsAny(k, "/\x00") || k[0] == '.' {
-			continue
-		}
-		if err := os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-// ReadEnv reads an environment directory as with-contenv does (s6-envdir
-// -Lf: whole files, trailing newlines removed).
-func ReadEnv(dir string) ([]string, error) {
-	entries, err := os.ReadDir(dir)
-	if err != nil {
-		return nil, err
-	}
-	var env []string
-	for _, e := range entries {
-		if e.IsDir() || strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		b, err := os.ReadFile(filepath.Join(dir, e.Name()))
-		if err != nil {
-			return nil, err
-		}
-		env = append(env, e.Name()+"="+strings.TrimRight(string(b), "\n"))
-	}
-	return env, nil
 }
 
 // LayServices copies every longrun of an s6-rc source directory into the

@@ -67,49 +67,6 @@ func tree(t *testing.T, dir string) []string {
 	return out
 }
 
-func TestDumpEnvReadEnvRoundTrip(t *testing.T) {
-	dir := filepath.Join(t.TempDir(), "container_environment")
-	environ := []string{
-		"SPACES=a value with  spaces",
-		`QUOTES=it's "quoted" and \escaped`,
-		"NEWLINES=line one\nline two\n\nline four",
-		"EQUALS=a=b=c",
-		"EMPTY=",
-		"TRAILING=value\n\n",
-		// Not variables a directory can hold: skipped.
-		"NOEQUALS", "=nameless", "a/b=1", ".hidden=1",
-	}
-	assert.NilError(t, DumpEnv(dir, environ))
-	assert.NilError(t, os.Mkdir(filepath.Join(dir, "subdir"), 0o755))
-
-	env, err := ReadEnv(dir)
-	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(env, []string{
-		"EMPTY=",
-		"EQUALS=a=b=c",
-		"NEWLINES=line one\nline two\n\nline four",
-		`QUOTES=it's "quoted" and \escaped`,
-		"SPACES=a value with  spaces",
-		"TRAILING=value", // trailing newlines go, as with s6-envdir -L
-	}))
-}
-
-func TestReadEnvErrors(t *testing.T) {
-	_, err := ReadEnv(filepath.Join(t.TempDir(), "missing"))
-	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
-
-	dir := t.TempDir()
-	assert.NilError(t, os.Symlink(filepath.Join(dir, "nowhere"), filepath.Join(dir, "DANGLING")))
-	_, err = ReadEnv(dir)
-	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
-
-	file := filepath.Join(t.TempDir(), "file")
-	write(t, file, "", 0o644)
-	assert.Check(t, DumpEnv(filepath.Join(file, "env"), []string{"A=1"}) != nil)
-	assert.NilError(t, os.Mkdir(filepath.Join(dir, "A"), 0o755))
-	assert.Check(t, DumpEnv(dir, []string{"A=1"}) != nil, "A is a directory")
-}
-
 // rcTree writes an s6-rc source directory like the image's.
 func rcTree(t *testing.T, rcd string) {
 	t.Helper()

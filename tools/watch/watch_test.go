@@ -16,6 +16,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
 
+	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
@@ -102,7 +103,7 @@ func TestWatcherFollowsACrashingSlot(t *testing.T) {
 	u, err := user.Current()
 	assert.NilError(t, err)
 	slot := render.GatewaySlot("work")
-	slot.Front, slot.Shell, slot.User = standInGateway(t), "/bin/sh", u.Username
+	slot.Front, slot.Shell, slot.User, slot.Tool = standInGateway(t), "/bin/sh", u.Username, s6test.Tool(t)
 	assert.NilError(t, m.Register(slot))
 
 	out := &syncBuffer{}
@@ -161,7 +162,7 @@ func TestWatcherSeesAChangeWithinOneTimestampTick(t *testing.T) {
 	u, err := user.Current()
 	assert.NilError(t, err)
 	slot := render.GatewaySlot("tick")
-	slot.Front, slot.Shell, slot.User = standInGateway(t), "/bin/sh", u.Username
+	slot.Front, slot.Shell, slot.User, slot.Tool = standInGateway(t), "/bin/sh", u.Username, s6test.Tool(t)
 	assert.NilError(t, m.Register(slot))
 	assert.NilError(t, m.Start("gateway-tick"))
 	poll.WaitOn(t, func(poll.LogT) poll.Result {

@@ -3,11 +3,13 @@
 package s6test
 
 import (
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -75,4 +77,41 @@ func KillUnder(root string) {
 			syscall.Kill(pid, syscall.SIGKILL)
 		}
 	}
+}
+
+var tool struct {
+	once sync.Once
+	dir  string
+	path string
+	err  error
+}
+
+// Tool returns the path of a hermes-s6 binary built from this tree, once
+// per test process: rendered run scripts exec it (slot-exec, slot-log).
+// Packages that use it remove it after their tests with Main.
+func Tool(t testing.TB) string {
+	t.Helper()
+	tool.once.Do(func() {
+		if tool.dir, tool.err = os.MkdirTemp("", "hermes-s6-tool-"); tool.err != nil {
+			return
+		}
+		tool.path = filepath.Join(tool.dir, "hermes-s6")
+		out, err := exec.Command("go", "build", "-o", tool.path, "github.com/hermes-agent/hermes-s6/tools/cmd/hermes-s6").CombinedOutput()
+		if err != nil {
+			tool.err = fmt.Errorf("go build hermes-s6: %v\n%s", err, out)
+		}
+	})
+	if tool.err != nil {
+		t.Fatal(tool.err)
+	}
+	return tool.path
+}
+
+// Main runs the package's tests, then removes what Tool built.
+func Main(m *testing.M) {
+	code := m.Run()
+	if tool.dir != "" {
+		os.RemoveAll(tool.dir)
+	}
+	os.Exit(code)
 }
