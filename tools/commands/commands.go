@@ -16,6 +16,7 @@ import (
 
 	"github.com/hermes-agent/hermes-s6/tools/entrypoint"
 	"github.com/hermes-agent/hermes-s6/tools/front"
+	"github.com/hermes-agent/hermes-s6/tools/health"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/reconcile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
@@ -46,22 +47,24 @@ var table = map[string]func([]string) int{
 // s6-notifyoncheck: it polls the profile's /health itself, cheaply and in
 // one process (a probe process per poll would swamp a container starting
 // many gateways), and exits 0 once it answers, or 1 after probeWindow so
-// s6-notifyoncheck can try again.
+// s6-notifyoncheck can try again. It polls every 10 ms at first (an agent
+// that starts quickly is seen at once), then backs off to every 100 ms (fifty
+// agents starting together are not hammered while they compete for the CPU).
 func probe(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: hermes-s6 probe PROFILE")
 		return 2
 	}
-	home := profile.Home(os.Getenv)
+	port := front.GatewayPort(profile.Home(os.Getenv), args[0], os.Getenv)
 	deadline := time.Now().Add(probeWindow)
-	for {
-		if front.Probe(home, args[0], os.Getenv, 500*time.Millisecond) == nil {
+	for wait := 10 * time.Millisecond; ; wait = min(wait*3/2, 100*time.Millisecond) {
+		if health.Check(port, 500*time.Millisecond) == nil {
 			return 0
 		}
 		if time.Now().After(deadline) {
 			return 1
 		}
-		time.Sleep(10 * time.Millisecond) // polling interval
+		time.Sleep(wait) // polling interval
 	}
 }
 
