@@ -14,6 +14,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/contenv"
 	"github.com/hermes-agent/hermes-s6/tools/entrypoint"
 	"github.com/hermes-agent/hermes-s6/tools/front"
 	"github.com/hermes-agent/hermes-s6/tools/health"
@@ -148,7 +149,22 @@ func renderRun(args []string) int {
 	return 0
 }
 
+// useContainerEnv makes the process environment the container's, as
+// with-contenv would, for the cont-init and cont-finish steps and the
+// watcher (s6 runs them with a scrubbed environment): one process instead
+// of with-contenv's four.
+func useContainerEnv() {
+	env := contenv.Environ(os.Environ(), contenv.Dir)
+	os.Clearenv()
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
+}
+
 func runSetup([]string) int {
+	useContainerEnv()
 	log := os.Stderr
 	wantUID, wantGID := setup.WantedIDs(os.Getenv, log)
 	acc, err := setup.Remap("/etc/passwd", "/etc/group", front.User, wantUID, wantGID)
@@ -181,6 +197,7 @@ func runSetup([]string) int {
 }
 
 func runReconcile([]string) int {
+	useContainerEnv()
 	uid, gid, _ := hermesAccount()
 	r := &reconcile.Reconciler{
 		Home:   profile.Home(os.Getenv),
@@ -200,6 +217,7 @@ func runReconcile([]string) int {
 }
 
 func runWatch([]string) int {
+	useContainerEnv()
 	w := &watch.Watcher{S6: manager(), Out: os.Stdout, History: front.HistoryFile, Interval: 100 * time.Millisecond}
 	stop := make(chan struct{})
 	sig := make(chan os.Signal, 1)
@@ -212,6 +230,7 @@ func runWatch([]string) int {
 // slotsDown brings every slot down at once and waits, bounded, so that a
 // slow gateway can flush while a quick one does not hold up the stop.
 func slotsDown([]string) int {
+	useContainerEnv()
 	m := manager()
 	slots, err := m.Slots()
 	if err != nil {
