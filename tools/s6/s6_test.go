@@ -96,6 +96,11 @@ func TestRegisterStartCrashRestartStop(t *testing.T) {
 	// Crash: the supervisor restarts it with a new pid.
 	assert.NilError(t, exec.Command("kill", "-KILL", fmt.Sprint(first)).Run())
 	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return s.Up && s.Pid > 0 && s.Pid != first }, "up with a new pid"), pollOpts...)
+	// s6 kept how it died, though it is up again.
+	death, ok, err := m.LastDeath("gateway-work")
+	assert.NilError(t, err)
+	assert.Check(t, ok)
+	assert.Check(t, is.Equal(death.Signal, "SIGKILL"))
 
 	// Restart of a running slot gives a new pid too.
 	st, _ = m.Status("gateway-work")

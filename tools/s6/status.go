@@ -97,3 +97,40 @@ func (st Status) String() string {
 	}
 	return b.String()
 }
+
+// LastDeath asks s6-svdt how slot name's service last died: its exit code,
+// or the signal that killed it. ok is false when s6 recorded no death. It
+// tells what happened when a service died and was restarted between two
+// looks at its status.
+func (m *Manager) LastDeath(name string) (st Status, ok bool, err error) {
+	if err := m.mustExist(name); err != nil {
+		return Status{}, false, err
+	}
+	out, err := m.run("s6-svdt", "-n", "1", m.Dir(name))
+	if err != nil {
+		return Status{}, false, err
+	}
+	return ParseDeath(out)
+}
+
+// ParseDeath parses the last line of s6-svdt output ("@TAI64N exitcode 70"
+// or "@TAI64N signal SIGKILL") into ExitCode or Signal.
+func ParseDeath(out string) (st Status, ok bool, err error) {
+	lines := strings.Split(strings.TrimSpace(out), "\n")
+	f := strings.Fields(lines[len(lines)-1])
+	if len(f) == 0 {
+		return Status{}, false, nil
+	}
+	st.ExitCode = -1
+	switch {
+	case len(f) == 3 && f[1] == "exitcode":
+		if st.ExitCode, err = strconv.Atoi(f[2]); err != nil {
+			return Status{}, false, fmt.Errorf("s6-svdt: exit code %q: %w", f[2], err)
+		}
+	case len(f) == 3 && f[1] == "signal":
+		st.Signal = f[2]
+	default:
+		return Status{}, false, fmt.Errorf("s6-svdt: unexpected output %q", strings.TrimSpace(out))
+	}
+	return st, true, nil
+}

@@ -30,3 +30,21 @@ func TestParseStatusRejectsGarbage(t *testing.T) {
 		assert.Check(t, err != nil, "%q must not parse", line)
 	}
 }
+
+func TestParseDeath(t *testing.T) {
+	st, ok, err := ParseDeath("@400000006b075e8609c39ef7 exitcode 0\n@400000006b075e89188ca0fa exitcode 70\n")
+	assert.Check(t, err)
+	assert.Check(t, ok)
+	assert.Check(t, is.Equal(st.ExitCode, 70))
+	st, ok, err = ParseDeath("@400000006b075e89188ca0fa signal SIGKILL\n")
+	assert.Check(t, err)
+	assert.Check(t, ok)
+	assert.Check(t, is.DeepEqual(st, Status{ExitCode: -1, Signal: "SIGKILL"}))
+	_, ok, err = ParseDeath("")
+	assert.Check(t, err)
+	assert.Check(t, !ok, "no death recorded")
+	_, _, err = ParseDeath("@4000 something else\n")
+	assert.Check(t, is.ErrorContains(err, "unexpected output"))
+	_, _, err = ParseDeath("@4000 exitcode x\n")
+	assert.Check(t, is.ErrorContains(err, `exit code "x"`))
+}

@@ -89,6 +89,12 @@ func (w *Watcher) Scan() {
 			continue
 		}
 		cur := slotState{st: st, restarts: prev.restarts}
+		if known && prev.st.Up && st.Up && prev.st.Pid != st.Pid {
+			// Died and came back between two scans: s6 keeps how.
+			if d, ok, err := w.S6.LastDeath(slot); err == nil && ok {
+				st.ExitCode, st.Signal = d.ExitCode, d.Signal
+			}
+		}
 		for _, line := range Describe(slot, prev.st, st, known, &cur.restarts) {
 			w.emit(line)
 		}
@@ -112,9 +118,10 @@ func Describe(slot string, prev, cur s6.Status, known bool, restarts *int) []str
 			lines = append(lines, fmt.Sprintf("%s started (pid %d)", slot, cur.Pid))
 		}
 	case prev.Up && cur.Up && prev.Pid != cur.Pid:
-		// Died and came back between two scans.
+		// Died and came back between two scans (how, when known, is in
+		// cur's exit code or signal).
 		*restarts++
-		lines = append(lines, fmt.Sprintf("%s exited; restarted (pid %d, restart #%d)", slot, cur.Pid, *restarts))
+		lines = append(lines, fmt.Sprintf("%s %s; restarted (pid %d, restart #%d)", slot, exitText(cur), cur.Pid, *restarts))
 	case prev.Up && !cur.Up:
 		lines = append(lines, slot+" "+exitText(cur))
 		switch {

@@ -39,6 +39,7 @@ func TestDescribe(t *testing.T) {
 		{"exited, nothing known", up(10), s6.Status{WantUp: true, ExitCode: -1}, true, 0, []string{"gw exited"}, 0},
 		{"restarted", s6.Status{WantUp: true, ExitCode: 3}, up(12), true, 1, []string{"gw restarted (pid 12, restart #2)"}, 2},
 		{"died and came back between two looks", up(10), up(13), true, 0, []string{"gw exited; restarted (pid 13, restart #1)"}, 1},
+		{"died with a code and came back between two looks", up(10), s6.Status{Up: true, WantUp: true, Pid: 14, ExitCode: 70}, true, 1, []string{"gw exited with code 70; restarted (pid 14, restart #2)"}, 2},
 		{"gave up after exit 78", up(10), s6.Status{ExitCode: 78}, true, 0, []string{"gw exited with code 78", "gw gave up after exit 78 (fatal configuration): not restarting"}, 0},
 		{"gave up after exit 78 seen down", s6.Status{WantUp: true, ExitCode: 1}, s6.Status{ExitCode: 78}, true, 0, []string{"gw gave up after exit 78 (fatal configuration): not restarting"}, 0},
 		{"stopped", up(10), s6.Status{ExitCode: -1, Signal: "SIGTERM"}, true, 0, []string{"gw exited by signal SIGTERM", "gw stopped"}, 0},
