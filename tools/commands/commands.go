@@ -49,8 +49,9 @@ var table = map[string]func([]string) int{
 // one process (a probe process per poll would swamp a container starting
 // many gateways), and exits 0 once it answers, or 1 after probeWindow so
 // s6-notifyoncheck can try again. It polls every 10 ms at first (an agent
-// that starts quickly is seen at once), then backs off to every 100 ms (fifty
-// agents starting together are not hammered while they compete for the CPU).
+// that starts quickly is seen at once), then backs off to every 250 ms: each
+// poll costs about a millisecond of CPU here, and fifty agents starting
+// together compete for that CPU for seconds.
 func probe(args []string) int {
 	if len(args) != 1 {
 		fmt.Fprintln(os.Stderr, "usage: hermes-s6 probe PROFILE")
@@ -58,7 +59,7 @@ func probe(args []string) int {
 	}
 	port := front.GatewayPort(profile.Home(os.Getenv), args[0], os.Getenv)
 	deadline := time.Now().Add(probeWindow)
-	for wait := 10 * time.Millisecond; ; wait = min(wait*3/2, 100*time.Millisecond) {
+	for wait := 10 * time.Millisecond; ; wait = min(wait*3/2, 250*time.Millisecond) {
 		if health.Check(port, 500*time.Millisecond) == nil {
 			return 0
 		}
