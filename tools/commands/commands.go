@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"os/user"
+	"path/filepath"
 	"sort"
 	"strconv"
 	"strings"
@@ -40,8 +41,40 @@ var table = map[string]func([]string) int{
 	"rc.init":           runStage2,
 	"stage3":            func([]string) int { return stage.Stage3(stage.DefaultPaths) },
 	"probe":             probe,
-	"slot-exec":         func(a []string) int { return slotexec.System().ExecMain(a) },
 	"slot-log":          func(a []string) int { return slotexec.System().LogMain(a) },
+}
+
+func init() {
+	// In the table through init: slot-exec looks commands up in it.
+	table["slot-exec"] = func(a []string) int {
+		p := slotexec.System()
+		p.InProcess = inProcess
+		return p.ExecMain(a)
+	}
+}
+
+// inProcess returns how to run argv in this process when path is this
+// binary (under any of its names) and argv names one of its commands; nil
+// otherwise.
+func inProcess(path string, argv []string) func() int {
+	self, err := os.Executable()
+	if err != nil {
+		return nil
+	}
+	a, errA := filepath.EvalSymlinks(path)
+	b, errB := filepath.EvalSymlinks(self)
+	if errA != nil || errB != nil || a != b {
+		return nil
+	}
+	name, args := filepath.Base(argv[0]), argv[1:]
+	if name == "hermes-s6" && len(args) > 0 {
+		name, args = args[0], args[1:]
+	}
+	f, ok := table[name]
+	if !ok || name == "slot-exec" {
+		return nil
+	}
+	return func() int { return f(args) }
 }
 
 // probe is the readiness check of a gateway slot, run once per start by

@@ -2,6 +2,7 @@ package commands
 
 import (
 	"os"
+	"os/exec"
 	"os/signal"
 	"os/user"
 	"path/filepath"
@@ -204,4 +205,20 @@ func TestWatchStopsOnSIGTERM(t *testing.T) {
 			return poll.Continue("hermes-watch still running")
 		}
 	}, poll.WithTimeout(10*time.Second), poll.WithDelay(20*time.Millisecond))
+}
+
+func TestInProcessOnlyForThisBinarysCommands(t *testing.T) {
+	self, err := os.Executable()
+	assert.NilError(t, err)
+	link := filepath.Join(t.TempDir(), "hermes")
+	assert.NilError(t, os.Symlink(self, link))
+
+	assert.Check(t, inProcess(link, []string{"/usr/local/bin/hermes", "gateway", "run"}) != nil, "the front, through a symlink")
+	assert.Check(t, inProcess(self, []string{"hermes-s6", "probe", "default"}) != nil, "hermes-s6 COMMAND")
+	assert.Check(t, inProcess(self, []string{"hermes-s6"}) == nil, "no command")
+	assert.Check(t, inProcess(self, []string{"hermes-s6", "slot-exec", "--", "x"}) == nil, "slot-exec does not nest")
+	assert.Check(t, inProcess(self, []string{"s6-notifyoncheck"}) == nil, "not one of its commands")
+	sh, err := exec.LookPath("sh")
+	assert.NilError(t, err)
+	assert.Check(t, inProcess(sh, []string{"hermes"}) == nil, "another binary, whatever its argv[0]")
 }

@@ -155,6 +155,9 @@ func (s Slot) Validate() error {
 			return fmt.Errorf("render: slot %s: invalid environment variable name %q", s.Name, k)
 		}
 	}
+	if len(s.Probe) > 0 && strings.ContainsAny(s.User+s.Tool, " \t\n'\"\\{}$;") {
+		return fmt.Errorf("render: slot %s: user %q and tool %q must be plain words for the readiness probe", s.Name, s.User, s.Tool)
+	}
 	for _, w := range s.Probe {
 		if w == "" || strings.ContainsAny(w, " \t\n'\"\\{}$;") {
 			return fmt.Errorf("render: slot %s: probe word %q must be a plain word", s.Name, w)
@@ -323,11 +326,15 @@ var funcs = template.FuncMap{
 		return " -p " + word(Arg{Lit: p})
 	},
 	"exitConfig": func() int { return ExitConfig },
-	"notify": func(probe []string) string {
-		if len(probe) == 0 {
+	// notify is the readiness wrapper of a slot with a probe: s6-notifyoncheck
+	// runs the probe through slot-exec (the container environment, the slot's
+	// user) until it succeeds, and execs the rest of the line.
+	"notify": func(s Slot) string {
+		if len(s.Probe) == 0 {
 			return ""
 		}
-		return " s6-notifyoncheck -d -s 0 -w 100 -n 0 -c " + word(Arg{Lit: strings.Join(probe, " ")})
+		return "s6-notifyoncheck -d -s 0 -w 100 -n 0 -c " +
+			Quote(s.Tool+" slot-exec -user "+s.User+" -- "+strings.Join(s.Probe, " ")) + " "
 	},
 }
 
@@ -342,9 +349,10 @@ func parse(name, text string) func() *template.Template {
 var runTmpl = parse("run", `#!{{.Shell}}
 # {{.Name}}: rendered by render-run; do not edit.
 # slot-exec: the container environment with the recursion guard set over it,
-# as the slot's user when started as root; then the service.
+# as the slot's user when started as root; then the service (the hermes front
+# and the readiness probe run inside slot-exec's process: same binary).
 exec 2>&1
-exec {{q .Tool}} slot-exec -user {{q .User}} -env {{"HERMES_S6_SUPERVISED_CHILD"}}=1{{range env .Env}} -env {{.}}{{end}} --{{notify .Probe}} {{lit .Front}}{{profileArgs .Profile}}{{range .Command}} {{word .}}{{end}}
+exec {{notify .}}{{q .Tool}} slot-exec -user {{q .User}} -env {{"HERMES_S6_SUPERVISED_CHILD"}}=1{{range env .Env}} -env {{.}}{{end}} -- {{lit .Front}}{{profileArgs .Profile}}{{range .Command}} {{word .}}{{end}}
 `)
 
 var finishTmpl = parse("finish", `#!/bin/sh

@@ -4,6 +4,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 
@@ -51,23 +52,42 @@ func TestGoldenFiles(t *testing.T) {
 	}
 }
 
-// runArgv runs the rendered run script of slot with its Tool replaced by a
-// script that prints its arguments: the words sh hands to slot-exec.
-func runArgv(t testing.TB, slot Slot) []string {
+// runArgv runs the rendered run script of slot with its Tool and
+// s6-notifyoncheck replaced by scripts that print their arguments: the words
+// sh hands to slot-exec, and the readiness check s6-notifyoncheck would run
+// ("" without one).
+func runArgv(t testing.TB, slot Slot) (argv []string, check string) {
 	t.Helper()
 	dir := t.TempDir()
 	slot.Tool = filepath.Join(dir, "hermes-s6")
-	if err := os.WriteFile(slot.Tool, []byte("#!/bin/sh\nprintf '%s\\0' \"$@\"\n"), 0o755); err != nil {
-		t.Fatal(err)
+	printer := []byte("#!/bin/sh\nprintf '%s\\0' \"${0##*/}\" \"$@\"\n")
+	for _, p := range []string{slot.Tool, filepath.Join(dir, "s6-notifyoncheck")} {
+		if err := os.WriteFile(p, printer, 0o755); err != nil {
+			t.Fatal(err)
+		}
 	}
 	if err := Write(filepath.Join(dir, "svc"), slot); err != nil {
 		t.Fatal(err)
 	}
-	out, err := exec.Command(filepath.Join(dir, "svc", "run")).Output()
+	cmd := exec.Command(filepath.Join(dir, "svc", "run"))
+	cmd.Env = []string{"PATH=" + dir + ":/usr/bin:/bin"}
+	out, err := cmd.Output()
 	if err != nil {
 		t.Fatalf("run: %v", err)
 	}
-	return strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	argv = strings.Split(strings.TrimSuffix(string(out), "\x00"), "\x00")
+	if argv[0] == "s6-notifyoncheck" {
+		want := []string{"-d", "-s", "0", "-w", "100", "-n", "0", "-c"}
+		if len(argv) < 11 || !slices.Equal(argv[1:9], want) || argv[10] != slot.Tool {
+			t.Fatalf("s6-notifyoncheck %q: want %q CHECK %s ...", argv[1:], want, slot.Tool)
+		}
+		check = strings.ReplaceAll(argv[9], slot.Tool, "TOOL")
+		argv = append([]string{"hermes-s6"}, argv[11:]...)
+	}
+	if argv[0] != "hermes-s6" {
+		t.Fatalf("the run script execs %q, not hermes-s6", argv[0])
+	}
+	return argv[1:], check
 }
 
 // command splits slot-exec's arguments at "--" and expands the command as
@@ -89,18 +109,25 @@ func command(t testing.TB, argv, env []string) (opts, cmd []string) {
 
 func TestEveryRunScriptSetsTheRecursionGuard(t *testing.T) {
 	for name, slot := range goldenSlots() {
-		opts, _ := command(t, runArgv(t, slot), nil)
+		argv, _ := runArgv(t, slot)
+		opts, _ := command(t, argv, nil)
 		assert.Check(t, is.DeepEqual(opts[:4], []string{"slot-exec", "-user", "hermes", "-env"}), name)
 		assert.Check(t, is.Equal(opts[4], "HERMES_S6_SUPERVISED_CHILD=1"), name)
 	}
 }
 
 func TestGatewayRunScriptRunsTheProfileWithReplace(t *testing.T) {
-	notify := []string{"s6-notifyoncheck", "-d", "-s", "0", "-w", "100", "-n", "0", "-c"}
-	_, cmd := command(t, runArgv(t, GatewaySlot("work")), nil)
-	assert.Check(t, is.DeepEqual(cmd, append(notify, "/usr/local/bin/hermes-s6 probe work", "/usr/local/bin/hermes", "-p", "work", "gateway", "run", "--replace")))
-	_, cmd = command(t, runArgv(t, GatewaySlot("default")), nil)
-	assert.Check(t, is.DeepEqual(cmd, append(notify, "/usr/local/bin/hermes-s6 probe default", "/usr/local/bin/hermes", "gateway", "run", "--replace")))
+	argv, check := runArgv(t, GatewaySlot("work"))
+	_, cmd := command(t, argv, nil)
+	assert.Check(t, is.DeepEqual(cmd, []string{"/usr/local/bin/hermes", "-p", "work", "gateway", "run", "--replace"}))
+	assert.Check(t, is.Equal(check, "TOOL slot-exec -user hermes -- /usr/local/bin/hermes-s6 probe work"),
+		"the readiness probe runs as the slot's user, with the container environment")
+	argv, check = runArgv(t, GatewaySlot("default"))
+	_, cmd = command(t, argv, nil)
+	assert.Check(t, is.DeepEqual(cmd, []string{"/usr/local/bin/hermes", "gateway", "run", "--replace"}))
+	assert.Check(t, is.Equal(check, "TOOL slot-exec -user hermes -- /usr/local/bin/hermes-s6 probe default"))
+	_, check = runArgv(t, DashboardSlot())
+	assert.Check(t, is.Equal(check, ""), "no probe, no s6-notifyoncheck")
 }
 
 func TestValidateRejectsBadSlots(t *testing.T) {
@@ -117,6 +144,7 @@ func TestValidateRejectsBadSlots(t *testing.T) {
 		{"arg env", Slot{Name: "a", Command: []Arg{{Env: "1X"}}}, "invalid environment variable name"},
 		{"log name", Slot{Name: "a", Command: Lit("x"), LogName: "../x"}, "invalid log name"},
 		{"probe word", Slot{Name: "a", Command: Lit("x"), Probe: []string{"check", "a b"}}, "must be a plain word"},
+		{"probe user", Slot{Name: "a", Command: Lit("x"), User: "a b", Probe: []string{"check"}}, "must be plain words for the readiness probe"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			dir := t.TempDir()
@@ -151,7 +179,7 @@ func TestWriteKeepsSupervisorStateAndTogglesDown(t *testing.T) {
 }
 
 func TestDashboardArgsExpandFromEnvironment(t *testing.T) {
-	argv := runArgv(t, DashboardSlot())
+	argv, _ := runArgv(t, DashboardSlot())
 	_, cmd := command(t, argv, nil)
 	assert.Check(t, is.DeepEqual(cmd, []string{"/usr/local/bin/hermes", "dashboard", "--host", "127.0.0.1", "--port", "9119", "--no-open"}))
 	_, cmd = command(t, argv, []string{"HERMES_DASHBOARD_HOST=0.0.0.0", "HERMES_DASHBOARD_PORT="})
@@ -189,7 +217,8 @@ func TestFinishMapsExitConfigTo125(t *testing.T) {
 // roundTrip renders value as an -env value and as a command word and
 // returns what slot-exec would get for each.
 func roundTrip(t testing.TB, value string) (env, word string) {
-	opts, cmd := command(t, runArgv(t, Slot{Name: "x", Command: Lit(value), Env: map[string]string{"V": value}}), nil)
+	argv, _ := runArgv(t, Slot{Name: "x", Command: Lit(value), Env: map[string]string{"V": value}})
+	opts, cmd := command(t, argv, nil)
 	return strings.TrimPrefix(opts[len(opts)-1], "V="), cmd[len(cmd)-1]
 }
 

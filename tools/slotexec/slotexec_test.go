@@ -223,3 +223,20 @@ func TestRealDropOfPrivileges(t *testing.T) {
 	assert.NilError(t, err, string(out))
 	assert.Check(t, is.Equal(string(out), "nobody container 1 container\n"))
 }
+
+func TestExecRunsItsOwnCommandsInProcess(t *testing.T) {
+	f := newFake(t, 0, []string{"PATH=BIN", "HERMES_HOME=/data"})
+	f.Exec = func(string, []string, []string) error { t.Fatal("an in-process command is not exec'd"); return nil }
+	var gotPath string
+	var gotArgv []string
+	f.InProcess = func(path string, argv []string) func() int {
+		gotPath, gotArgv = path, argv
+		return func() int { return len(os.Getenv("HERMES_HOME")) + len(os.Getenv("HERMES_S6_SUPERVISED_CHILD")) }
+	}
+	t.Setenv("HERMES_HOME", "before")
+	code := f.ExecMain([]string{"-user", "hermes", "-env", "HERMES_S6_SUPERVISED_CHILD=1", "--", "sh", "gateway", "run"})
+	assert.Check(t, is.Equal(code, len("/data")+1), "runs with the program's environment as the process environment")
+	assert.Check(t, is.Equal(gotPath, bin+"/sh"))
+	assert.Check(t, is.DeepEqual(gotArgv, []string{"sh", "gateway", "run"}))
+	assert.Check(t, is.DeepEqual(f.became, []string{"hermes"}), "privileges are dropped first")
+}
