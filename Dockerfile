@@ -56,9 +56,11 @@ EOT
 # ---------------------------------------------------------------- rendered rootfs
 # The tree copied into the image, with the run scripts of gateway-default and
 # dashboard rendered by render-run (never hand-written).
-# Every file's mtime is set to SOURCE_DATE_EPOCH here: a COPY from the
-# context reused from BuildKit's cache keeps the mtime of whichever checkout
-# filled the cache, which rewrite-timestamp does not clamp when it is older.
+# Every file's mtime is set to SOURCE_DATE_EPOCH here, so that a clean build
+# does not depend on the checkout: files unchanged since an older checkout
+# keep their older mtimes, which rewrite-timestamp does not clamp. (A build
+# that takes the COPYs of /out from BuildKit's cache still gets the mtimes of
+# the build that filled it: the cache is keyed by content, not mtimes.)
 FROM go AS rootfs
 ARG SOURCE_DATE_EPOCH=0
 COPY tools/ tools/

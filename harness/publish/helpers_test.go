@@ -57,7 +57,7 @@ func skipReason() string {
 	base := filepath.Join(repoRoot(), ".cache", "base-oci")
 	have, err := ocibase.Platforms(base, "trixie")
 	if err != nil {
-		return fmt.Sprintf("no hermetic base image (%v); run HERMES_PROVISION_ARM64=1 sh .ci/provision", err)
+		return fmt.Sprintf("no hermetic base image (%v); run sh .ci/provision", err)
 	}
 	for _, want := range platforms {
 		found := false
@@ -65,12 +65,12 @@ func skipReason() string {
 			found = found || p.String() == want
 		}
 		if !found {
-			return fmt.Sprintf("the hermetic base .cache/base-oci has no %s image; run HERMES_PROVISION_ARM64=1 sh .ci/provision (about 9 min the first time: arm64 rootfs under qemu)", want)
+			return fmt.Sprintf("the hermetic base .cache/base-oci has no %s image; run sh .ci/provision on an amd64 host, without HERMES_PROVISION_ARM64=0 (about 7 min the first time: arm64 rootfs under qemu)", want)
 		}
 	}
 	r := icmd.RunCommand("docker", "buildx", "inspect")
 	if r.ExitCode != 0 || !strings.Contains(r.Stdout(), "linux/arm64") {
-		return "the current buildx builder cannot build linux/arm64 (no qemu-aarch64 in binfmt_misc?); run HERMES_PROVISION_ARM64=1 sh .ci/provision"
+		return "the current buildx builder cannot build linux/arm64 (no qemu-aarch64 in binfmt_misc?); run sh .ci/provision"
 	}
 	return ""
 }
