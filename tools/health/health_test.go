@@ -48,7 +48,7 @@ func TestCheckTimesOutOnASilentServer(t *testing.T) {
 		if err == nil {
 			defer c.Close()
 			c.Read(make([]byte, 512)) // read the request, never answer
-			<-done // hold the connection open until the test ends
+			<-done                    // hold the connection open until the test ends
 		}
 	}()
 	err = Check(l.Addr().(*net.TCPAddr).Port, 200*time.Millisecond)
