@@ -1,6 +1,9 @@
 package account
 
 import (
+	"fmt"
+	"os"
+	"os/exec"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -19,5 +22,25 @@ func TestLookup(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "no-such-user-hermes-s6"))
 }
 
-// Become and Drop change the whole process: they are tested in a child
-// process by slotexec's TestRealDropOfPrivileges.
+// Drop changes the whole process: it runs in a child (this test binary).
+func TestDropReallyDrops(t *testing.T) {
+	if os.Getenv("ACCOUNT_TEST_DROP_CHILD") == "1" {
+		// In the child: drop, then say who we are.
+		if err := Drop(65534, 65533, []int{65533}); err != nil {
+			os.Stdout.WriteString("error: " + err.Error())
+			os.Exit(1)
+		}
+		groups, _ := os.Getgroups()
+		fmt.Printf("uid=%d euid=%d gid=%d egid=%d groups=%v", os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid(), groups)
+		os.Exit(0)
+	}
+	if os.Geteuid() != 0 {
+		t.Skip("dropping privileges needs root")
+	}
+	// In a child process: the test process keeps root.
+	cmd := exec.Command(os.Args[0], "-test.run=^TestDropReallyDrops$")
+	cmd.Env = append(os.Environ(), "ACCOUNT_TEST_DROP_CHILD=1")
+	out, err := cmd.Output()
+	assert.NilError(t, err, string(out))
+	assert.Check(t, is.Equal(string(out), "uid=65534 euid=65534 gid=65533 egid=65533 groups=[65533]"))
+}

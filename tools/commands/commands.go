@@ -184,18 +184,9 @@ func renderRun(args []string) int {
 }
 
 // useContainerEnv makes the process environment the container's, as
-// with-contenv would, for the cont-init and cont-finish steps and the
-// watcher (s6 runs them with a scrubbed environment): one process instead
-// of with-contenv's four.
-func useContainerEnv() {
-	env := contenv.Environ(os.Environ(), contenv.Dir)
-	os.Clearenv()
-	for _, kv := range env {
-		if k, v, ok := strings.Cut(kv, "="); ok {
-			os.Setenv(k, v)
-		}
-	}
-}
+// with-contenv would, for the cont-init and cont-finish steps (s6 runs them
+// with a scrubbed environment): one process instead of with-contenv's four.
+func useContainerEnv() { contenv.Apply(contenv.Environ(os.Environ(), contenv.Dir)) }
 
 func runSetup([]string) int {
 	useContainerEnv()
@@ -251,7 +242,6 @@ func runReconcile([]string) int {
 }
 
 func runWatch([]string) int {
-	useContainerEnv()
 	w := &watch.Watcher{S6: manager(), Out: os.Stdout, History: front.HistoryFile, Interval: 100 * time.Millisecond}
 	stop := make(chan struct{})
 	sig := make(chan os.Signal, 1)

@@ -66,6 +66,17 @@ func Environ(current []string, dir string) []string {
 	return env
 }
 
+// Apply makes env the process environment (for code that runs in this
+// process rather than in a program it execs).
+func Apply(env []string) {
+	os.Clearenv()
+	for _, kv := range env {
+		if k, v, ok := strings.Cut(kv, "="); ok {
+			os.Setenv(k, v)
+		}
+	}
+}
+
 // ValidName reports whether k can name an environment variable in a run
 // script: a letter or _, then letters, digits and _.
 func ValidName(k string) bool {

@@ -63,3 +63,14 @@ func TestEnviron(t *testing.T) {
 	assert.Check(t, is.DeepEqual(Environ(keep, dir), keep), "S6_KEEP_ENV=1 keeps the current environment")
 	assert.Check(t, is.DeepEqual(Environ(current, filepath.Join(dir, "missing")), current), "no container environment: the current one")
 }
+
+func TestApply(t *testing.T) {
+	t.Setenv("HERMES_TEST_GONE", "x")
+	t.Setenv("PATH", os.Getenv("PATH")) // restored after the test
+	Apply([]string{"HERMES_TEST_SET=a=b", "PATH=/bin"})
+	assert.Check(t, is.Equal(os.Getenv("HERMES_TEST_SET"), "a=b"))
+	assert.Check(t, is.Equal(os.Getenv("PATH"), "/bin"))
+	_, gone := os.LookupEnv("HERMES_TEST_GONE")
+	assert.Check(t, !gone, "the process environment is replaced, not merged")
+	os.Unsetenv("HERMES_TEST_SET")
+}

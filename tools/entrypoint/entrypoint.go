@@ -8,8 +8,6 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
-	"os/user"
-	"strconv"
 	"strings"
 	"syscall"
 
@@ -62,8 +60,8 @@ func CheckUser(id Identity) error {
 // neither be replaced nor lose root.
 var (
 	getuid     = os.Getuid
-	lookupUser = user.Lookup
-	dropUser   = dropTo
+	lookupUser = account.Lookup
+	dropUser   = account.Account.Become
 	execve     = syscall.Exec
 	// EnvDir is where stage 1 kept the container environment.
 	EnvDir = contenv.Dir
@@ -73,11 +71,9 @@ var (
 func Main(args []string) int {
 	env := contenv.Environ(os.Environ(), EnvDir)
 	id := Identity{UID: getuid(), GID: os.Getgid()}
-	if u, err := lookupUser("hermes"); err == nil {
-		id.HermesUID, _ = strconv.Atoi(u.Uid)
-		id.HermesGID, _ = strconv.Atoi(u.Gid)
-		id.HermesHome = u.HomeDir
-		id.HermesKnown = true
+	hermes, err := lookupUser("hermes")
+	if err == nil {
+		id.HermesUID, id.HermesGID, id.HermesHome, id.HermesKnown = hermes.UID, hermes.GID, hermes.Home, true
 	}
 	if err := CheckUser(id); err != nil {
 		fmt.Fprintln(os.Stderr, "hermes:", err)
@@ -92,17 +88,15 @@ func Main(args []string) int {
 	if id.UID == 0 && id.HermesKnown {
 		env = setEnv(env, "HOME", id.HermesHome)
 		env = setEnv(env, "USER", "hermes")
-		if err := dropUser(id.HermesUID, id.HermesGID); err != nil {
+		if err := dropUser(hermes); err != nil {
 			fmt.Fprintln(os.Stderr, "hermes: cannot drop to the hermes user:", err)
 			return 1
 		}
 	}
-	err := execve(plan.Path, plan.Argv, env)
+	err = execve(plan.Path, plan.Argv, env)
 	fmt.Fprintf(os.Stderr, "hermes: cannot run %s: %v\n", plan.Argv[0], err)
 	return 127
 }
-
-func dropTo(uid, gid int) error { return account.Drop(uid, gid, []int{gid}) }
 
 func setEnv(env []string, k, v string) []string {
 	out := env[:0:0]

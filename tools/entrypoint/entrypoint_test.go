@@ -2,15 +2,14 @@ package entrypoint
 
 import (
 	"errors"
-	"fmt"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/tools/account"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -82,7 +81,7 @@ type process struct {
 // account, dropping privileges and exec.
 type system struct {
 	uid     int
-	hermes  *user.User
+	hermes  *account.Account
 	dropErr error
 	execErr error
 }
@@ -94,14 +93,14 @@ func (s system) main(t *testing.T, args ...string) (p process) {
 	oldUID, oldLookup, oldDrop, oldExec := getuid, lookupUser, dropUser, execve
 	save(func() { getuid, lookupUser, dropUser, execve = oldUID, oldLookup, oldDrop, oldExec })
 	getuid = func() int { return s.uid }
-	lookupUser = func(name string) (*user.User, error) {
+	lookupUser = func(name string) (account.Account, error) {
 		if s.hermes == nil || name != "hermes" {
-			return nil, user.UnknownUserError(name)
+			return account.Account{}, user.UnknownUserError(name)
 		}
-		return s.hermes, nil
+		return *s.hermes, nil
 	}
-	dropUser = func(uid, gid int) error {
-		p.droppedTo = []int{uid, gid}
+	dropUser = func(a account.Account) error {
+		p.droppedTo = []int{a.UID, a.GID}
 		return s.dropErr
 	}
 	execve = func(path string, argv, env []string) error {
@@ -138,7 +137,7 @@ func (s system) main(t *testing.T, args ...string) (p process) {
 	return p
 }
 
-var hermesUser = &user.User{Uid: "10000", Gid: "10001", Username: "hermes", HomeDir: "/opt/data"}
+var hermesUser = &account.Account{Name: "hermes", UID: 10000, GID: 10001, Groups: []int{10001}, Home: "/opt/data"}
 
 // containerEnv makes env the dumped container environment.
 func containerEnv(t *testing.T, env map[string]string) {
@@ -171,7 +170,7 @@ func TestMainRunsAnExecutableOnTheContainersPath(t *testing.T) {
 	tool := filepath.Join(bin, "mytool")
 	assert.NilError(t, os.WriteFile(tool, []byte("#!/bin/sh\n"), 0o755))
 	containerEnv(t, map[string]string{"PATH": bin + ":/usr/bin:/bin"})
-	p := system{uid: 10000, hermes: &user.User{Uid: "10000", Gid: "10000", HomeDir: "/opt/data"}}.main(t, "mytool", "--flag")
+	p := system{uid: 10000, hermes: &account.Account{Name: "hermes", UID: 10000, GID: 10000, Home: "/opt/data"}}.main(t, "mytool", "--flag")
 	assert.Check(t, p.replaced)
 	assert.Check(t, is.DeepEqual(*p.exec, Plan{tool, []string{"mytool", "--flag"}}))
 	assert.Check(t, is.Len(p.droppedTo, 0), "hermes has nothing to drop")
@@ -209,26 +208,4 @@ func TestMainCannotExec(t *testing.T) {
 	p := system{uid: 0, hermes: hermesUser, execErr: os.ErrNotExist}.main(t, "chat")
 	assert.Check(t, is.Equal(p.code, 127))
 	assert.Check(t, is.Equal(p.stderr, "hermes: cannot run hermes: file does not exist\n"))
-}
-
-func TestDropToReallyDrops(t *testing.T) {
-	if os.Getenv("ENTRYPOINT_TEST_DROP_CHILD") == "1" {
-		// In the child: drop, then say who we are.
-		if err := dropTo(65534, 65533); err != nil {
-			os.Stdout.WriteString("error: " + err.Error())
-			os.Exit(1)
-		}
-		groups, _ := os.Getgroups()
-		fmt.Printf("uid=%d euid=%d gid=%d egid=%d groups=%v", os.Getuid(), os.Geteuid(), os.Getgid(), os.Getegid(), groups)
-		os.Exit(0)
-	}
-	if os.Geteuid() != 0 {
-		t.Skip("dropping privileges needs root")
-	}
-	// In a child process: the test process keeps root.
-	cmd := exec.Command(os.Args[0], "-test.run=^TestDropToReallyDrops$")
-	cmd.Env = append(os.Environ(), "ENTRYPOINT_TEST_DROP_CHILD=1")
-	out, err := cmd.Output()
-	assert.NilError(t, err, string(out))
-	assert.Check(t, is.Equal(string(out), "uid=65534 euid=65534 gid=65533 egid=65533 groups=[65533]"))
 }

@@ -72,15 +72,12 @@ type Slot struct {
 	Front string
 	Shell string
 	Tool  string
-	// Probe, when set, is a command that exits 0 once the service serves: the
-	// slot then honours s6 readiness notification (s6-notifyoncheck), and
+	// Probe, when set, is a hermes-s6 command (run with Tool, e.g. `probe
+	// NAME`) that exits 0 once the service serves: the slot then honours s6 readiness notification (s6-notifyoncheck), and
 	// s6-supervise restarts a crashed service that had been ready for a
 	// second at once instead of after its one-second pause.
 	Probe []string
 }
-
-// ProbeCmd is the readiness probe of the gateway slots.
-const ProbeCmd = DefaultTool
 
 // NotificationFD is the descriptor readiness is reported on.
 const NotificationFD = 3
@@ -93,7 +90,7 @@ func GatewaySlot(profile string) Slot {
 		Command: Lit("gateway", "run", "--replace"),
 		LogName: profile,
 		Down:    true,
-		Probe:   []string{ProbeCmd, "probe", profile},
+		Probe:   []string{"probe", profile},
 	}
 }
 
@@ -334,7 +331,7 @@ var funcs = template.FuncMap{
 			return ""
 		}
 		return "s6-notifyoncheck -d -s 0 -w 100 -n 0 -c " +
-			Quote(s.Tool+" slot-exec -user "+s.User+" -- "+strings.Join(s.Probe, " ")) + " "
+			Quote(s.Tool+" slot-exec -user "+s.User+" -- "+s.Tool+" "+strings.Join(s.Probe, " ")) + " "
 	},
 }
 

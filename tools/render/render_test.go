@@ -120,12 +120,12 @@ func TestGatewayRunScriptRunsTheProfileWithReplace(t *testing.T) {
 	argv, check := runArgv(t, GatewaySlot("work"))
 	_, cmd := command(t, argv, nil)
 	assert.Check(t, is.DeepEqual(cmd, []string{"/usr/local/bin/hermes", "-p", "work", "gateway", "run", "--replace"}))
-	assert.Check(t, is.Equal(check, "TOOL slot-exec -user hermes -- /usr/local/bin/hermes-s6 probe work"),
+	assert.Check(t, is.Equal(check, "TOOL slot-exec -user hermes -- TOOL probe work"),
 		"the readiness probe runs as the slot's user, with the container environment")
 	argv, check = runArgv(t, GatewaySlot("default"))
 	_, cmd = command(t, argv, nil)
 	assert.Check(t, is.DeepEqual(cmd, []string{"/usr/local/bin/hermes", "gateway", "run", "--replace"}))
-	assert.Check(t, is.Equal(check, "TOOL slot-exec -user hermes -- /usr/local/bin/hermes-s6 probe default"))
+	assert.Check(t, is.Equal(check, "TOOL slot-exec -user hermes -- TOOL probe default"))
 	_, check = runArgv(t, DashboardSlot())
 	assert.Check(t, is.Equal(check, ""), "no probe, no s6-notifyoncheck")
 }

@@ -50,7 +50,7 @@ func testSlot(t *testing.T, front, profile string) render.Slot {
 	s.Front = front
 	s.Shell, s.Tool = "/bin/sh", s6test.Tool(t)
 	s.User = u.Username
-	s.Probe = nil // the readiness probe is the image's hermes-s6
+	s.Probe = nil // nothing serves /health here
 	return s
 }
 

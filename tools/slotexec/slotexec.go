@@ -158,11 +158,7 @@ func (p Process) exec(cmd string, argv, env []string) int {
 	path, err := LookPath(argv[0], lookup(env, "PATH"))
 	if err == nil && p.InProcess != nil {
 		if run := p.InProcess(path, argv); run != nil {
-			os.Clearenv()
-			for _, kv := range env {
-				k, v, _ := strings.Cut(kv, "=")
-				os.Setenv(k, v)
-			}
+			contenv.Apply(env)
 			return run()
 		}
 	}
