@@ -54,8 +54,10 @@ GOOS=$TARGETOS GOARCH=$TARGETARCH go-with-ca build -trimpath -ldflags='-s -w' -o
 EOT
 
 # ---------------------------------------------------------------- rendered rootfs
-# The tree copied into the image, with the run scripts of gateway-default and
-# dashboard rendered by render-run (never hand-written).
+# The tree copied into the image, with the service directories of
+# gateway-default and dashboard rendered by render-run (never hand-written)
+# into /etc/hermes-s6/slots: what the boot reconciler installs in the scan
+# directory (it renders them with the same code; the harness compares).
 # Every file's mtime is set to SOURCE_DATE_EPOCH here, so that a clean build
 # does not depend on the checkout: files unchanged since an older checkout
 # keep their older mtimes, which rewrite-timestamp does not clamp. (A build
@@ -69,7 +71,7 @@ COPY stage-debian/ /out-debian/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     --mount=type=cache,target=/root/go/pkg/mod --mount=type=secret,id=ca-bundle,required=false <<EOT
 set -eu
-go-with-ca run ./tools/cmd/hermes-s6 render-run -out /out/etc/s6-overlay/s6-rc.d gateway-default dashboard
+go-with-ca run ./tools/cmd/hermes-s6 render-run -out /out/etc/hermes-s6/slots gateway-default dashboard
 chmod 0755 /out-debian/command/with-contenv
 find /out /out-debian -exec touch -h -d "@${SOURCE_DATE_EPOCH}" {} +
 EOT
@@ -200,7 +202,7 @@ COPY --link --from=tools /out/hermes-s6 /usr/local/bin/hermes-s6
 COPY --link --from=rootfs /out/ /
 RUN <<EOT
 set -eu
-for n in hermes hermes-entrypoint render-run hermes-setup hermes-reconcile hermes-watch hermes-slots-down; do
+for n in hermes hermes-init hermes-entrypoint render-run hermes-setup hermes-reconcile hermes-watch hermes-slots-down; do
   ln -s hermes-s6 "/usr/local/bin/$n"
 done
 EOT
@@ -222,5 +224,7 @@ WORKDIR /opt/data
 VOLUME /opt/data
 EXPOSE 8642 9119
 HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["/usr/local/bin/hermes", "healthcheck"]
-ENTRYPOINT ["/init"]
+# hermes-init execs /init as PID 1; elsewhere (docker run --init) it runs
+# the setup and the CMD in the foreground, without supervision.
+ENTRYPOINT ["/usr/local/bin/hermes-init"]
 CMD ["gateway", "run"]

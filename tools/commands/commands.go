@@ -15,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/account"
 	"github.com/hermes-agent/hermes-s6/tools/contenv"
 	"github.com/hermes-agent/hermes-s6/tools/entrypoint"
 	"github.com/hermes-agent/hermes-s6/tools/front"
@@ -24,9 +25,11 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 	"github.com/hermes-agent/hermes-s6/tools/setup"
+	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 	"github.com/hermes-agent/hermes-s6/tools/slotexec"
 	"github.com/hermes-agent/hermes-s6/tools/stage"
 	"github.com/hermes-agent/hermes-s6/tools/watch"
+	"golang.org/x/sys/unix"
 )
 
 var table = map[string]func([]string) int{
@@ -41,6 +44,9 @@ var table = map[string]func([]string) int{
 	"rc.init":           runStage2,
 	"stage3":            func([]string) int { return stage.Stage3(stage.DefaultPaths) },
 	"probe":             probe,
+	"hermes-init":       bootInit,
+	"admin-serve":       adminServe,
+	"slot-admin":        slotAdmin,
 	"slot-log":          func(a []string) int { return slotexec.System().LogMain(a) },
 }
 
@@ -146,10 +152,9 @@ func manager() *s6.Manager {
 // renderRun renders the build-time slots into an s6-rc.d directory.
 func renderRun(args []string) int {
 	fs := flag.NewFlagSet("render-run", flag.ContinueOnError)
-	out := fs.String("out", "", "s6-rc.d directory to write into (s6-rc source layout)")
-	scandir := fs.Bool("scandir", false, "write s6 scandir layout (log/ subdirectory) into -out/NAME instead")
+	out := fs.String("out", "", "directory to write each slot's service directory into (DIR/SLOT, s6 scandir layout)")
 	fs.Usage = func() {
-		fmt.Fprintln(fs.Output(), "usage: render-run -out DIR [-scandir] SLOT...   (SLOT: gateway-PROFILE or dashboard)")
+		fmt.Fprintln(fs.Output(), "usage: render-run -out DIR SLOT...   (SLOT: gateway-PROFILE or dashboard)")
 		fs.PrintDefaults()
 	}
 	if err := fs.Parse(args); err != nil {
@@ -169,13 +174,7 @@ func renderRun(args []string) int {
 			fmt.Fprintf(os.Stderr, "render-run: unknown slot %q: use gateway-PROFILE or dashboard\n", name)
 			return 2
 		}
-		var err error
-		if *scandir {
-			err = render.Write(*out+"/"+name, slot)
-		} else {
-			err = render.WriteS6RC(*out, slot)
-		}
-		if err != nil {
+		if err := render.Write(filepath.Join(*out, name), slot); err != nil {
 			fmt.Fprintln(os.Stderr, "render-run:", err)
 			return 1
 		}
@@ -190,6 +189,11 @@ func useContainerEnv() { contenv.Apply(contenv.Environ(os.Environ(), contenv.Dir
 
 func runSetup([]string) int {
 	useContainerEnv()
+	return setupMain()
+}
+
+// setupMain is the setup step in the process environment.
+func setupMain() int {
 	log := os.Stderr
 	wantUID, wantGID := setup.WantedIDs(os.Getenv, log)
 	acc, err := setup.Remap("/etc/passwd", "/etc/group", front.User, wantUID, wantGID)
@@ -203,20 +207,22 @@ func runSetup([]string) int {
 	} else if wantUID >= 0 || wantGID >= 0 {
 		fmt.Fprintf(log, "hermes-setup: hermes is uid %d, gid %d\n", acc.UID, acc.GID)
 	}
-	home := profile.Home(os.Getenv)
-	changed, err := setup.PrepareHome(home, acc)
-	if err != nil {
-		fmt.Fprintln(log, "hermes-setup:", err)
-	}
-	if len(changed) > 0 {
-		fmt.Fprintf(log, "hermes-setup: gave %d path(s) under %s to hermes\n", len(changed), home)
+	// /run and the scan directory are root's alone (s6 executes what is
+	// there as root): never writable by hermes, whatever /run was mounted as.
+	if err := setup.RootOnly(os.Geteuid(), "/run", s6.DefaultScanDir); err != nil {
+		fmt.Fprintln(log, "hermes-setup: /run:", err)
 	}
 	if err := os.MkdirAll("/run/hermes", 0o755); err != nil {
 		fmt.Fprintln(log, "hermes-setup:", err)
 	}
-	m := s6.New(s6.DefaultScanDir)
-	if err := setup.GrantScanDir(m, acc.GID); err != nil {
-		fmt.Fprintln(log, "hermes-setup: supervise permissions:", err)
+	home := profile.Home(os.Getenv)
+	changed, err := setup.PrepareHome(home, acc)
+	if err != nil {
+		fmt.Fprintln(log, "hermes-setup:", err)
+		return 1
+	}
+	if len(changed) > 0 {
+		fmt.Fprintf(log, "hermes-setup: gave %d path(s) under %s to hermes\n", len(changed), home)
 	}
 	return 0
 }
@@ -242,7 +248,7 @@ func runReconcile([]string) int {
 }
 
 func runWatch([]string) int {
-	w := &watch.Watcher{S6: manager(), Out: os.Stdout, History: front.HistoryFile, Interval: 100 * time.Millisecond}
+	w := &watch.Watcher{S6: manager(), Out: os.Stdout, History: front.HistoryFile, Interval: 100 * time.Millisecond, Markers: os.Geteuid() == 0}
 	stop := make(chan struct{})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
@@ -265,12 +271,11 @@ func slotsDown([]string) int {
 		ms = n
 	}
 	m.Timeout = time.Duration(ms) * time.Millisecond
-	// Loggers and the watcher stay up so the slots' last words are logged.
+	// Only the slots themselves: their loggers and the watcher stay up so
+	// the slots' last words are logged.
 	var targets []string
 	for _, s := range slots {
-		if s == "dashboard" || strings.HasPrefix(s, "gateway-") && !strings.HasSuffix(s, "-log") {
-			targets = append(targets, s)
-		}
+		targets = append(targets, s.Name)
 	}
 	done := make(chan struct{}, len(targets))
 	for _, s := range targets {
@@ -295,4 +300,81 @@ func runStage2(args []string) int {
 	err := stage.Stage2(stage.DefaultPaths, args)
 	fmt.Fprintln(os.Stderr, "s6-stage: rc.init:", err)
 	return 111
+}
+
+// bootInit is the image's ENTRYPOINT. As PID 1 it becomes s6-overlay's
+// /init (or the debian stage layer's). Anywhere else (`docker run --init`,
+// Fly Machines, some Kubernetes setups) s6 cannot be PID 1 and s6-overlay
+// refuses to start: then it says so in one line, runs the setup step and runs
+// the CMD in the foreground, without supervision, as the CMD wrapper would
+// (`gateway run` is the gateway itself; its exit code is the container's).
+// The container environment is this process's: nothing was dumped.
+func bootInit(args []string) int {
+	if os.Getpid() == 1 {
+		err := syscall.Exec(initPath, append([]string{initPath}, args...), os.Environ())
+		fmt.Fprintf(os.Stderr, "hermes-init: cannot run %s: %v\n", initPath, err)
+		return 111
+	}
+	pid1 := "unknown"
+	if b, err := os.ReadFile("/proc/1/comm"); err == nil {
+		pid1 = strings.TrimSpace(string(b))
+	}
+	fmt.Fprintf(os.Stderr, "hermes-init: warning: not PID 1 (PID 1 is %s, e.g. docker run --init): s6 supervision is off; running the command in the foreground, no restart on crash\n", pid1)
+	if os.Geteuid() == 0 {
+		if code := setupMain(); code != 0 {
+			return code
+		}
+	}
+	return entrypoint.MainWithEnv(args, os.Environ())
+}
+
+// initPath is s6-overlay's stage 1 (the stage layer's with S6_SOURCE=debian).
+const initPath = "/init"
+
+// adminServe is the run program of the hermes-admin service (root): it
+// prepares the socket directory and its access rules for the hermes group,
+// then becomes s6's super-server, which runs `slot-admin` for each request.
+func adminServe([]string) int {
+	a, err := account.Lookup(front.User)
+	if err != nil {
+		fmt.Fprintln(os.Stderr, "hermes-admin: the hermes account:", err)
+		return 111
+	}
+	if err := slotadmin.Prepare(slotadmin.Dir, a.GID); err != nil {
+		fmt.Fprintln(os.Stderr, "hermes-admin:", err)
+		return 111
+	}
+	// s6-ipcserver -1 announces readiness on its stdout: make that the
+	// service's notification fd (3) when s6 gave one.
+	if _, err := unix.FcntlInt(3, unix.F_GETFD, 0); err == nil {
+		if err := unix.Dup3(3, 1, 0); err != nil {
+			fmt.Fprintln(os.Stderr, "hermes-admin: notification fd:", err)
+			return 111
+		}
+		unix.Close(3)
+	}
+	argv := slotadmin.ServerArgv(render.DefaultTool)
+	path, err := slotexec.LookPath(argv[0], os.Getenv("PATH"))
+	if err == nil {
+		err = syscall.Exec(path, argv, os.Environ())
+	}
+	fmt.Fprintf(os.Stderr, "hermes-admin: cannot run %s: %v\n", argv[0], err)
+	return 111
+}
+
+// slotAdmin handles one request to the admin service (run by s6-sudod as
+// root, with the client's stdout and stderr): `register PROFILE` or
+// `unregister PROFILE`.
+func slotAdmin(args []string) int {
+	caller := "root"
+	if uid := os.Getenv("IPCREMOTEEUID"); uid != "" {
+		caller = "uid " + uid
+	}
+	useContainerEnv()
+	home := profile.Home(os.Getenv)
+	if err := profile.CheckHome(home); err != nil {
+		fmt.Fprintln(os.Stderr, "hermes-admin:", err)
+		return 1
+	}
+	return slotadmin.Serve(slotadmin.Local{S6: manager(), Home: home}, args, os.Stderr, caller)
 }

@@ -67,9 +67,12 @@ var (
 	EnvDir = contenv.Dir
 )
 
-// Main runs the wrapper; it returns only on error.
-func Main(args []string) int {
-	env := contenv.Environ(os.Environ(), EnvDir)
+// Main runs the wrapper with the container environment kept by stage 1;
+// it returns only on error.
+func Main(args []string) int { return MainWithEnv(args, contenv.Environ(os.Environ(), EnvDir)) }
+
+// MainWithEnv runs the wrapper with env as the CMD's environment.
+func MainWithEnv(args []string, env []string) int {
 	id := Identity{UID: getuid(), GID: os.Getgid()}
 	hermes, err := lookupUser("hermes")
 	if err == nil {

@@ -6,6 +6,7 @@ import (
 	"sort"
 
 	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
@@ -24,8 +25,8 @@ func (f *Front) gatewaySlots() (map[string]string, error) {
 	}
 	out := map[string]string{}
 	for _, s := range slots {
-		if p, ok := profile.FromSlot(s); ok {
-			out[s] = p
+		if s.Kind == render.KindGateway {
+			out[s.Name] = s.Profile
 		}
 	}
 	return out, nil
@@ -50,26 +51,28 @@ func (f *Front) gatewayControl(inv invocation, verb string, args []string) error
 	if err := f.requireS6(verb); err != nil {
 		return err
 	}
-	var targets []string
+	targets := map[string]string{}
 	if all {
 		slots, err := f.gatewaySlots()
 		if err != nil {
 			return err
 		}
-		for s := range slots {
-			targets = append(targets, s)
-		}
-		sort.Strings(targets)
+		targets = slots
 	} else {
 		slot, err := f.ensureSlot(inv.profile)
 		if err != nil {
 			return err
 		}
-		targets = []string{slot}
+		targets[slot] = inv.profile
 	}
+	names := make([]string, 0, len(targets))
+	for slot := range targets {
+		names = append(names, slot)
+	}
+	sort.Strings(names)
 	var firstErr error
-	for _, slot := range targets {
-		if err := f.control(verb, slot, all); err != nil {
+	for _, slot := range names {
+		if err := f.control(verb, slot, targets[slot], all); err != nil {
 			fmt.Fprintln(f.Stderr, "hermes: "+err.Error())
 			if firstErr == nil {
 				firstErr = err
@@ -90,8 +93,7 @@ func exitCodeOf(err error) int {
 	return 1
 }
 
-func (f *Front) control(verb, slot string, all bool) error {
-	name, _ := profile.FromSlot(slot)
+func (f *Front) control(verb, slot, name string, all bool) error {
 	dir := profile.Dir(f.home(), name)
 	switch verb {
 	case "start":

@@ -13,6 +13,7 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
+	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 )
 
 // DefaultAgentBin is the agent binary when HERMES_AGENT_BIN is not set.
@@ -41,20 +42,13 @@ type Front struct {
 	History func(slot string, n int) []string
 	// Health checks a gateway's /health; nil means healthy.
 	Health func(profile string) error
-	// SlotTemplate describes the slot registered for a profile; nil means
-	// render.GatewaySlot (tests point it at a stand-in front).
-	SlotTemplate func(profile string) render.Slot
+	// Admin registers and removes profile slots: in this process for root,
+	// through the root admin service (s6-sudo) for hermes.
+	Admin slotadmin.Registrar
 	// Chdir changes the working directory (os.Chdir); nil: never.
 	Chdir func(string) error
 	// CMD returns the container's command line (reconcile.FindCMD); nil: none.
 	CMD func() []string
-}
-
-func (f *Front) gatewaySlot(name string) render.Slot {
-	if f.SlotTemplate != nil {
-		return f.SlotTemplate(name)
-	}
-	return render.GatewaySlot(name)
 }
 
 // exitError carries an exit code and a one-line message.

@@ -1,14 +1,12 @@
 package front
 
 import (
-	"errors"
 	"fmt"
 	"sort"
 
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/reconcile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
-	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
 func (f *Front) profileCmd(verb string, args []string) error {
@@ -58,7 +56,7 @@ func (f *Front) profileCreate(name string) error {
 		fmt.Fprintf(f.Stdout, "created profile %s\n", name)
 		return nil
 	}
-	if err := f.S6.Register(f.gatewaySlot(name)); err != nil && !errors.Is(err, s6.ErrExists) {
+	if err := f.Admin.Register(name); err != nil {
 		return fail(1, "profile %s created, but registering its slot failed: %v", name, err)
 	}
 	fmt.Fprintf(f.Stdout, "created profile %s (slot %s, down): start it with `hermes -p %s gateway start`\n", name, profile.Slot(name), name)
@@ -71,8 +69,8 @@ func (f *Front) profileDelete(name string) error {
 	}
 	slot := profile.Slot(name)
 	if f.UnderS6 && f.S6.Exists(slot) {
-		if err := f.S6.Unregister(slot); err != nil {
-			return fail(exitCodeOf(err), "stopping and removing %s: %v", slot, err)
+		if err := f.Admin.Unregister(name); err != nil {
+			return fail(1, "stopping and removing %s: %v", slot, err)
 		}
 	}
 	if err := f.agent("profile", "delete", name); err != nil {

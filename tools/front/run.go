@@ -1,14 +1,12 @@
 package front
 
 import (
-	"errors"
 	"fmt"
 	"os/exec"
 	"strings"
 
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
-	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
 // NoSuperviseEnv opts `gateway run` out of the redirect when truthy.
@@ -127,7 +125,7 @@ func (f *Front) ensureSlot(name string) (string, error) {
 	if !profile.Exists(f.home(), name) {
 		return "", fail(1, "no such gateway '%s': create it with `hermes profile create %s`", name, name)
 	}
-	if err := f.S6.Register(f.gatewaySlot(name)); err != nil && !errors.Is(err, s6.ErrExists) {
+	if err := f.Admin.Register(name); err != nil {
 		return "", fail(1, "registering %s: %v", slot, err)
 	}
 	return slot, nil

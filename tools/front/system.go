@@ -5,17 +5,18 @@ import (
 	"os"
 	"os/exec"
 	"os/signal"
-	"os/user"
 	"path/filepath"
 	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/account"
 	"github.com/hermes-agent/hermes-s6/tools/health"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/reconcile"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
+	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 )
 
 // User is the unprivileged account the gateways run as.
@@ -45,15 +46,17 @@ func New() *Front {
 		CMD:     func() []string { return reconcile.FindCMD("/proc") },
 	}
 	f.Health = f.health
-	if u, err := user.Lookup(User); err == nil {
-		uid, _ := strconv.Atoi(u.Uid)
-		gid, _ := strconv.Atoi(u.Gid)
-		m.Group = gid
+	f.Admin = slotadmin.Remote{Stdout: os.Stdout, Stderr: os.Stderr}
+	if a, err := account.Lookup(User); err == nil {
+		m.Group = a.GID
 		if os.Geteuid() == 0 {
 			// Files written for the hermes user belong to it, even when an
 			// operator runs `docker exec` as root.
-			f.UID, f.GID = uid, gid
+			f.UID, f.GID = a.UID, a.GID
 		}
+	}
+	if os.Geteuid() == 0 {
+		f.Admin = slotadmin.Local{S6: m, Home: f.home()}
 	}
 	return f
 }
@@ -65,10 +68,12 @@ func run(path string, argv, env []string) (int, error) {
 	cmd.Env = env
 	cmd.Stdin, cmd.Stdout, cmd.Stderr = os.Stdin, os.Stdout, os.Stderr
 	if os.Geteuid() == 0 {
-		if u, err := user.Lookup(User); err == nil {
-			uid, _ := strconv.ParseUint(u.Uid, 10, 32)
-			gid, _ := strconv.ParseUint(u.Gid, 10, 32)
-			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(uid), Gid: uint32(gid)}}
+		if a, err := account.Lookup(User); err == nil {
+			groups := make([]uint32, len(a.Groups))
+			for i, g := range a.Groups {
+				groups[i] = uint32(g)
+			}
+			cmd.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: uint32(a.UID), Gid: uint32(a.GID), Groups: groups}}
 		}
 	}
 	err := cmd.Run()

@@ -201,3 +201,52 @@ func Truthy(v string) bool {
 	}
 	return false
 }
+
+// systemDirs are the directories of the image that HERMES_HOME may be
+// neither equal to nor inside: setup hands HERMES_HOME to the hermes user,
+// and whatever hermes owns, a prompt injection owns.
+var systemDirs = []string{
+	"/bin", "/boot", "/command", "/dev", "/etc", "/init", "/lib", "/lib32", "/lib64",
+	"/libx32", "/opt/hermes", "/package", "/proc", "/root", "/run", "/sbin", "/sys",
+	"/usr", "/var",
+}
+
+// sharedDirs hold other things than one user's data: HERMES_HOME may be
+// inside them, never one of them.
+var sharedDirs = []string{"/home", "/media", "/mnt", "/opt", "/srv", "/tmp"}
+
+// CheckHome refuses a HERMES_HOME that is not an absolute path, that is the
+// root directory, or that is (or is inside, or resolves through a symlink
+// into) a system directory. An unset HERMES_HOME means /opt/data (Home).
+func CheckHome(home string) error {
+	if !filepath.IsAbs(home) {
+		return fmt.Errorf("HERMES_HOME=%q is not an absolute path: refusing to use it (set it to a data directory such as /opt/data)", home)
+	}
+	paths := []string{filepath.Clean(home)}
+	if real, err := filepath.EvalSymlinks(home); err == nil && real != paths[0] {
+		paths = append(paths, real)
+	}
+	for _, p := range paths {
+		if p == "/" {
+			return fmt.Errorf("HERMES_HOME=%q is the root directory: refusing to give it to the hermes user (set it to a data directory such as /opt/data)", home)
+		}
+		for _, d := range sharedDirs {
+			if p == d {
+				return fmt.Errorf("HERMES_HOME=%q is %s, a shared directory: refusing to give it to the hermes user (use a directory of its own, such as /opt/data)", home, p)
+			}
+		}
+		for _, d := range systemDirs {
+			if p == d || strings.HasPrefix(p, d+"/") {
+				return fmt.Errorf("HERMES_HOME=%q is %s, a system directory: refusing to give it to the hermes user (set it to a data directory such as /opt/data)", home, describe(p, d))
+			}
+		}
+	}
+	return nil
+}
+
+func describe(p, d string) string {
+	if p == d {
+		return p
+	}
+	return "inside " + d + " (" + p + ")"
+}

@@ -132,6 +132,9 @@ func (r *Reconciler) Run() []Outcome {
 // apply brings an already supervised slot up or down.
 func (r *Reconciler) apply(slot string, up bool) error {
 	if up {
+		if err := r.S6.MarkUp(slot); err != nil {
+			return fmt.Errorf("start: %w", err)
+		}
 		if err := r.S6.Start(slot); err != nil {
 			return fmt.Errorf("start: %w", err)
 		}
@@ -144,14 +147,19 @@ func (r *Reconciler) apply(slot string, up bool) error {
 }
 
 // render writes a slot's directory: registered fresh if missing (without
-// a rescan), re-rendered in place otherwise.
+// a rescan), re-rendered in place if it is a Hermes slot already (a /run
+// kept across a restart). Anything else of that name in the scan directory
+// (an s6-rc service, say) is left alone and reported.
 func (r *Reconciler) render(slot render.Slot) (isNew bool, err error) {
 	if r.S6.Exists(slot.Name) {
+		if !r.S6.IsSlot(slot.Name) {
+			return false, fmt.Errorf("%s in %s is not a Hermes slot (no %s): left alone", slot.Name, r.S6.ScanDir, render.IdentityFile)
+		}
 		dir := r.S6.Dir(slot.Name)
-		if err := render.Rewrite(dir, slot); err != nil {
+		if err := render.Write(dir, slot); err != nil {
 			return false, err
 		}
-		return false, s6.GrantGroup(dir, r.S6.Group)
+		return false, s6.PrepareControl(dir, r.S6.Group)
 	}
 	if err := r.S6.Install(slot); err != nil {
 		return false, err

@@ -51,10 +51,23 @@ func Lit(words ...string) []Arg {
 	return args
 }
 
+// Kind is what a slot supervises: a profile's gateway or the dashboard.
+type Kind string
+
+const (
+	KindGateway   Kind = "gateway"
+	KindDashboard Kind = "dashboard"
+)
+
 // Slot describes one supervised service.
 type Slot struct {
 	// Name is the service name, e.g. gateway-default, gateway-work, dashboard.
 	Name string
+	// Kind says what the slot supervises; it is written into the slot's
+	// directory (IdentityFile), which is how every part of the project
+	// tells Hermes slots from anything else in the scan directory (s6-rc
+	// services, their loggers, s6-overlay's own services).
+	Kind Kind
 	// Command is run through the `hermes` front, after any `-p PROFILE`.
 	Command []Arg
 	// Profile, when set and not "default", adds `-p PROFILE` to the command.
@@ -86,6 +99,7 @@ const NotificationFD = 3
 func GatewaySlot(profile string) Slot {
 	return Slot{
 		Name:    "gateway-" + profile,
+		Kind:    KindGateway,
 		Profile: profile,
 		Command: Lit("gateway", "run", "--replace"),
 		LogName: profile,
@@ -98,6 +112,7 @@ func GatewaySlot(profile string) Slot {
 func DashboardSlot() Slot {
 	return Slot{
 		Name: "dashboard",
+		Kind: KindDashboard,
 		Command: []Arg{
 			{Lit: "dashboard"},
 			{Lit: "--host"}, {Env: "HERMES_DASHBOARD_HOST", Default: "127.0.0.1"},
@@ -168,6 +183,12 @@ func (s Slot) Validate() error {
 			return fmt.Errorf("render: slot %s: default %q of %s must not contain '}'", s.Name, a.Default, a.Env)
 		}
 	}
+	switch {
+	case s.Kind == KindDashboard && s.Profile == "":
+	case s.Kind == KindGateway && s.Profile != "" && !strings.ContainsAny(s.Profile, " \t\n/"):
+	default:
+		return fmt.Errorf("render: slot %s: kind %q with profile %q: want a gateway with a profile, or the dashboard", s.Name, s.Kind, s.Profile)
+	}
 	return nil
 }
 
@@ -214,6 +235,7 @@ func Files(s Slot) ([]File, error) {
 		return nil, err
 	}
 	files := []File{
+		{IdentityFile, 0o644, Identity{s.Kind, s.Profile}.bytes()},
 		{"type", 0o644, []byte("longrun\n")},
 		{"run", 0o755, run},
 		{"finish", 0o755, finish},
@@ -232,25 +254,12 @@ func Files(s Slot) ([]File, error) {
 // Write renders s into dir (created if missing). Existing rendered files are
 // replaced; anything else in dir (supervise/, event/) is left alone, and a
 // stale down marker is removed when the slot is not down.
-func Write(dir string, s Slot) error { return write(dir, s, true) }
-
-// Rewrite re-renders an existing service directory in the layout it has:
-// with its log/ subdirectory if it has one (s6 scandir layout), without it
-// otherwise (an s6-rc service whose logger is a separate service).
-func Rewrite(dir string, s Slot) error {
-	_, err := os.Stat(filepath.Join(dir, "log"))
-	return write(dir, s, err == nil)
-}
-
-func write(dir string, s Slot, withLog bool) error {
+func Write(dir string, s Slot) error {
 	files, err := Files(s)
 	if err != nil {
 		return err
 	}
 	for _, f := range files {
-		if !withLog && strings.HasPrefix(f.Path, "log/") {
-			continue
-		}
 		p := filepath.Join(dir, f.Path)
 		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
 			return fmt.Errorf("render: %w", err)
@@ -369,48 +378,51 @@ var logRunTmpl = parse("log/run", `#!{{.Shell}}
 exec {{q .Tool}} slot-log -user {{q .User}} {{q .LogName}}
 `)
 
-// S6RCFiles renders s in s6-rc source layout, for
-// /etc/s6-overlay/s6-rc.d: the service NAME (producer-for NAME-log) and its
-// logger NAME-log (consumer-for NAME). Paths are relative to the s6-rc.d
-// directory. Whether the slot starts at boot is the user bundle's business,
-// so there is no down marker.
-func S6RCFiles(s Slot) ([]File, error) {
-	files, err := Files(s)
-	if err != nil {
-		return nil, err
-	}
-	logName := s.Name + "-log"
-	var out []File
-	for _, f := range files {
-		switch {
-		case f.Path == "down":
-		case strings.HasPrefix(f.Path, "log/"):
-			out = append(out, File{logName + "/" + strings.TrimPrefix(f.Path, "log/"), f.Mode, f.Data})
-		default:
-			out = append(out, File{s.Name + "/" + f.Path, f.Mode, f.Data})
-		}
-	}
-	return append(out,
-		File{s.Name + "/producer-for", 0o644, []byte(logName + "\n")},
-		File{logName + "/consumer-for", 0o644, []byte(s.Name + "\n")},
-		File{logName + "/pipeline-name", 0o644, []byte(s.Name + "-pipeline\n")},
-	), nil
+// IdentityFile names what a slot supervises, inside its service directory:
+// "gateway PROFILE" or "dashboard". The directory and the file are root's,
+// so what it says can be trusted; a directory without it is not a Hermes
+// slot, whatever its name.
+const IdentityFile = "hermes-slot"
+
+// Identity is what a slot directory says it supervises.
+type Identity struct {
+	Kind    Kind
+	Profile string // the gateway's profile; "" for the dashboard
 }
 
-// WriteS6RC writes S6RCFiles(s) under the s6-rc.d directory rcd.
-func WriteS6RC(rcd string, s Slot) error {
-	files, err := S6RCFiles(s)
+func (id Identity) bytes() []byte {
+	if id.Kind == KindGateway {
+		return []byte(string(id.Kind) + " " + id.Profile + "\n")
+	}
+	return []byte(string(id.Kind) + "\n")
+}
+
+// ParseIdentity reads the contents of an IdentityFile.
+func ParseIdentity(b []byte) (Identity, error) {
+	f := strings.Fields(string(b))
+	switch {
+	case len(f) == 2 && f[0] == string(KindGateway):
+		return Identity{KindGateway, f[1]}, nil
+	case len(f) == 1 && f[0] == string(KindDashboard):
+		return Identity{Kind: KindDashboard}, nil
+	}
+	return Identity{}, fmt.Errorf("render: %s: unexpected contents %q", IdentityFile, strings.TrimSpace(string(b)))
+}
+
+// ReadIdentity reads the identity of the service directory dir. It does not
+// follow a symlinked directory: the scan directory's symlinks are s6-rc's
+// live directories, never Hermes slots.
+func ReadIdentity(dir string) (Identity, error) {
+	st, err := os.Lstat(dir)
 	if err != nil {
-		return err
+		return Identity{}, err
 	}
-	for _, f := range files {
-		p := filepath.Join(rcd, f.Path)
-		if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
-			return fmt.Errorf("render: %w", err)
-		}
-		if err := writeFile(p, f.Data, f.Mode); err != nil {
-			return err
-		}
+	if !st.IsDir() {
+		return Identity{}, fmt.Errorf("render: %s is not a directory", dir)
 	}
-	return nil
+	b, err := os.ReadFile(filepath.Join(dir, IdentityFile))
+	if err != nil {
+		return Identity{}, err
+	}
+	return ParseIdentity(b)
 }

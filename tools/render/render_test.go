@@ -40,7 +40,7 @@ func TestGoldenFiles(t *testing.T) {
 				paths = append(paths, f.Path)
 				golden.Assert(t, string(f.Data), filepath.Join(name, strings.ReplaceAll(f.Path, "/", "_")+".golden"))
 			}
-			want := []string{"type", "run", "finish", "log/type", "log/run"}
+			want := []string{IdentityFile, "type", "run", "finish", "log/type", "log/run"}
 			if len(slot.Probe) > 0 {
 				want = append(want, "notification-fd")
 			}
@@ -217,7 +217,7 @@ func TestFinishMapsExitConfigTo125(t *testing.T) {
 // roundTrip renders value as an -env value and as a command word and
 // returns what slot-exec would get for each.
 func roundTrip(t testing.TB, value string) (env, word string) {
-	argv, _ := runArgv(t, Slot{Name: "x", Command: Lit(value), Env: map[string]string{"V": value}})
+	argv, _ := runArgv(t, Slot{Name: "x", Kind: KindDashboard, Command: Lit(value), Env: map[string]string{"V": value}})
 	opts, cmd := command(t, argv, nil)
 	return strings.TrimPrefix(opts[len(opts)-1], "V="), cmd[len(cmd)-1]
 }
@@ -244,42 +244,54 @@ func FuzzQuotingRoundTrips(f *testing.F) {
 	})
 }
 
-func TestRewriteKeepsTheLayout(t *testing.T) {
-	// An s6-rc live service directory: no log/ subdirectory (its logger is
-	// the separate NAME-log service); re-rendering must not add one.
-	rc := t.TempDir()
-	assert.NilError(t, os.WriteFile(filepath.Join(rc, "run"), []byte("old"), 0o755))
-	assert.NilError(t, Rewrite(rc, GatewaySlot("default")))
-	_, err := os.Stat(filepath.Join(rc, "log"))
-	assert.Check(t, os.IsNotExist(err), "no log/ may appear in an s6-rc service directory")
-	run, _ := os.ReadFile(filepath.Join(rc, "run"))
-	assert.Check(t, is.Contains(string(run), "HERMES_S6_SUPERVISED_CHILD=1"))
-
-	// A scandir slot keeps its logger up to date.
-	sd := t.TempDir()
-	assert.NilError(t, os.MkdirAll(filepath.Join(sd, "log"), 0o755))
-	assert.NilError(t, Rewrite(sd, GatewaySlot("default")))
-	_, err = os.Stat(filepath.Join(sd, "log", "run"))
-	assert.NilError(t, err)
+func TestIdentityNamesWhatASlotSupervises(t *testing.T) {
+	for _, c := range []struct {
+		slot Slot
+		want Identity
+		text string
+	}{
+		{GatewaySlot("work"), Identity{KindGateway, "work"}, "gateway work\n"},
+		{GatewaySlot("default"), Identity{KindGateway, "default"}, "gateway default\n"},
+		{DashboardSlot(), Identity{Kind: KindDashboard}, "dashboard\n"},
+	} {
+		dir := filepath.Join(t.TempDir(), c.slot.Name)
+		assert.NilError(t, Write(dir, c.slot))
+		b, err := os.ReadFile(filepath.Join(dir, IdentityFile))
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(string(b), c.text))
+		id, err := ReadIdentity(dir)
+		assert.NilError(t, err)
+		assert.Check(t, is.DeepEqual(id, c.want))
+	}
 }
 
-func TestS6RCLayout(t *testing.T) {
-	dir := t.TempDir()
-	assert.NilError(t, WriteS6RC(dir, GatewaySlot("default")))
-	for p, want := range map[string]string{
-		"gateway-default/producer-for":      "gateway-default-log\n",
-		"gateway-default-log/consumer-for":  "gateway-default\n",
-		"gateway-default-log/pipeline-name": "gateway-default-pipeline\n",
-		"gateway-default/type":              "longrun\n",
-		"gateway-default-log/type":          "longrun\n",
-	} {
-		b, err := os.ReadFile(filepath.Join(dir, p))
-		assert.NilError(t, err)
-		assert.Check(t, is.Equal(string(b), want), p)
-	}
-	_, err := os.Stat(filepath.Join(dir, "gateway-default", "down"))
-	assert.Check(t, os.IsNotExist(err), "s6-rc services have no down marker: the user bundle decides")
-	_, err = os.Stat(filepath.Join(dir, "gateway-default", "log"))
+func TestReadIdentityRefusesWhatIsNotASlot(t *testing.T) {
+	root := t.TempDir()
+	// A directory without the file: an s6-rc logger, s6-overlay's services.
+	assert.NilError(t, os.MkdirAll(filepath.Join(root, "gateway-default-log"), 0o755))
+	_, err := ReadIdentity(filepath.Join(root, "gateway-default-log"))
 	assert.Check(t, os.IsNotExist(err))
-	assert.Check(t, WriteS6RC(dir, Slot{Name: "x/y", Command: Lit("a")}) != nil)
+	// A symlinked directory (s6-rc's live directories), even with the file.
+	slot := filepath.Join(root, "real")
+	assert.NilError(t, Write(slot, GatewaySlot("x")))
+	assert.NilError(t, os.Symlink(slot, filepath.Join(root, "gateway-x")))
+	_, err = ReadIdentity(filepath.Join(root, "gateway-x"))
+	assert.Check(t, is.ErrorContains(err, "is not a directory"))
+	// Contents that say nothing known.
+	for _, bad := range []string{"", "gateway", "gateway a b", "logger x", "dashboard x"} {
+		_, err := ParseIdentity([]byte(bad))
+		assert.Check(t, is.ErrorContains(err, "unexpected contents"), "%q", bad)
+	}
+}
+
+func TestValidateWantsAKindThatFitsTheProfile(t *testing.T) {
+	for _, s := range []Slot{
+		{Name: "x", Command: Lit("a")},
+		{Name: "x", Kind: KindGateway, Command: Lit("a")},
+		{Name: "x", Kind: KindDashboard, Profile: "p", Command: Lit("a")},
+		{Name: "x", Kind: KindGateway, Profile: "a b", Command: Lit("a")},
+		{Name: "x", Kind: "logger", Profile: "p", Command: Lit("a")},
+	} {
+		assert.Check(t, is.ErrorContains(s.Validate(), "want a gateway with a profile, or the dashboard"), "%+v", s)
+	}
 }

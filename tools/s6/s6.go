@@ -10,7 +10,6 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"time"
 
@@ -98,22 +97,39 @@ func (m *Manager) Exists(name string) bool {
 	return err == nil && st.IsDir()
 }
 
-// Slots lists the registered slot names (dot directories excluded).
-func (m *Manager) Slots() ([]string, error) {
+// SlotRef is a Hermes slot found in the scan directory.
+type SlotRef struct {
+	Name string
+	render.Identity
+}
+
+// Slots lists the Hermes slots of the scan directory: the directories whose
+// identity file says what they supervise (render.IdentityFile). Anything else
+// there (s6-rc's services, their NAME-log loggers, s6-overlay's own services,
+// dot directories) is not a slot, whatever its name.
+func (m *Manager) Slots() ([]SlotRef, error) {
 	entries, err := os.ReadDir(m.ScanDir)
 	if err != nil {
 		return nil, err
 	}
-	var names []string
+	var slots []SlotRef
 	for _, e := range entries {
 		if strings.HasPrefix(e.Name(), ".") {
 			continue
 		}
-		if st, err := os.Stat(filepath.Join(m.ScanDir, e.Name())); err == nil && st.IsDir() {
-			names = append(names, e.Name())
+		id, err := render.ReadIdentity(m.Dir(e.Name()))
+		if err != nil {
+			continue
 		}
+		slots = append(slots, SlotRef{Name: e.Name(), Identity: id})
 	}
-	return names, nil
+	return slots, nil
+}
+
+// IsSlot reports whether name is a Hermes slot (see Slots).
+func (m *Manager) IsSlot(name string) bool {
+	_, err := render.ReadIdentity(m.Dir(name))
+	return err == nil
 }
 
 func (m *Manager) mustExist(name string) error {
@@ -178,28 +194,13 @@ func (m *Manager) Install(slot render.Slot) error {
 	return nil
 }
 
-// PrepareControl creates supervise/ and event/ (for the service and its
-// logger) before s6-supervise starts, so that members of group gid (>= 0)
-// can control and watch the slot: s6-supervise keeps existing fifos.
+// PrepareControl creates the slot's supervise/ directory and control fifo
+// before s6-supervise starts (it keeps existing ones), so that members of
+// group gid (>= 0) can read the slot's status and control it from the start.
+// The logger's supervise/ is left to s6-supervise: root's alone.
 func PrepareControl(dir string, gid int) error {
-	for _, d := range []string{dir, filepath.Join(dir, "log")} {
-		if _, err := os.Stat(d); err != nil {
-			continue
-		}
-		if err := prepareOne(d, gid); err != nil {
-			return err
-		}
-	}
-	return nil
-}
-
-func prepareOne(dir string, gid int) error {
 	sup := filepath.Join(dir, "supervise")
-	ev := filepath.Join(dir, "event")
-	if err := os.MkdirAll(sup, 0o755); err != nil {
-		return err
-	}
-	if err := os.MkdirAll(ev, 0o755); err != nil {
+	if err := os.MkdirAll(sup, 0o700); err != nil {
 		return err
 	}
 	ctl := filepath.Join(sup, "control")
@@ -211,37 +212,34 @@ func prepareOne(dir string, gid int) error {
 	return GrantGroup(dir, gid)
 }
 
-// GrantGroup gives group gid control of the service directory dir (as
-// s6-svperms does): status readable, control writable, event subscribable,
-// and the directories writable so the group can unregister the slot.
-// A negative gid changes nothing.
+// GrantGroup gives group gid what `s6-svperms -G` gives a group: read the
+// slot's status (supervise/ readable) and send it commands (supervise/control
+// writable), nothing more. The service directory, its files and its event/
+// fifodir stay root's: s6-supervise, running as root, executes run and finish
+// and writes into every fifo of event/, so a group that could write any of
+// them would be root. A negative gid changes nothing.
 func GrantGroup(dir string, gid int) error {
 	if gid < 0 {
 		return nil
-	}
-	// Under s6-rc the scan directory holds symlinks to the live service
-	// directories: work on the directory itself.
-	if real, err := filepath.EvalSymlinks(dir); err == nil {
-		dir = real
 	}
 	for _, c := range []struct {
 		path string
 		mode os.FileMode
 	}{
-		// The directories are group-writable so that the group can also
-		// unregister a slot that root registered (remove what s6 created).
-		{dir, 0o775},
-		{filepath.Join(dir, "supervise"), 0o770},
-		{filepath.Join(dir, "supervise", "control"), 0o660},
-		{filepath.Join(dir, "event"), os.ModeSetgid | os.ModeSticky | 0o730},
+		{filepath.Join(dir, "supervise"), os.ModeDir | 0o750},
+		{filepath.Join(dir, "supervise", "control"), os.ModeNamedPipe | 0o620},
 	} {
-		if _, err := os.Lstat(c.path); err != nil {
-			continue
+		st, err := os.Lstat(c.path)
+		if err != nil {
+			return err
 		}
-		if err := os.Lchown(c.path, -1, gid); err != nil {
+		if st.Mode().Type() != c.mode.Type() {
+			return fmt.Errorf("grant %s: is %s, want %s", c.path, st.Mode().Type(), c.mode.Type())
+		}
+		if err := os.Lchown(c.path, 0, gid); err != nil {
 			return fmt.Errorf("chgrp %s: %w", c.path, err)
 		}
-		if err := os.Chmod(c.path, c.mode); err != nil {
+		if err := os.Chmod(c.path, c.mode.Perm()); err != nil {
 			return fmt.Errorf("chmod %s: %w", c.path, err)
 		}
 	}
@@ -274,6 +272,9 @@ func (m *Manager) WaitSupervised(name string) error {
 func (m *Manager) Unregister(name string) error {
 	if err := m.mustExist(name); err != nil {
 		return err
+	}
+	if !m.IsSlot(name) {
+		return fmt.Errorf("unregister %s: not a Hermes slot (no %s): left alone", name, render.IdentityFile)
 	}
 	if err := m.Stop(name, true); err != nil {
 		return err
@@ -313,42 +314,62 @@ func (m *Manager) Unregister(name string) error {
 	return nil
 }
 
-// Start brings slot name up (as s6-svc -u) and makes it normally up (no
-// down marker), so a restarted supervisor keeps it running.
+// Start brings slot name up (s6-svc -u) and returns once s6-supervise has
+// taken the command (its status says it wants the slot up). It writes only to
+// the control fifo, so the hermes group can do it; the down marker, which
+// says what a restarted supervisor does, is root's (MarkUp, MarkDown).
 func (m *Manager) Start(name string) error {
+	if err := m.mustExist(name); err != nil {
+		return err
+	}
+	if err := control(m.Dir(name), "u"); err != nil {
+		return err
+	}
+	return m.waitStatus(name, "want up", func(st Status) bool { return st.WantUp })
+}
+
+// Stop brings slot name down (s6-svc -d). With wait it returns once the
+// service is down (bounded by Timeout), otherwise once s6-supervise has taken
+// the command.
+func (m *Manager) Stop(name string, wait bool) error {
+	if err := m.mustExist(name); err != nil {
+		return err
+	}
+	if err := control(m.Dir(name), "d"); err != nil {
+		return err
+	}
+	if !wait {
+		return m.waitStatus(name, "want down", func(st Status) bool { return !st.WantUp })
+	}
+	return m.waitStatus(name, "down", func(st Status) bool { return !st.WantUp && !st.Up })
+}
+
+// MarkUp removes the slot's down marker: a (re)started supervisor starts it.
+// Root only: the marker lives in the root-owned service directory.
+func (m *Manager) MarkUp(name string) error {
 	if err := m.mustExist(name); err != nil {
 		return err
 	}
 	if err := os.Remove(filepath.Join(m.Dir(name), "down")); err != nil && !os.IsNotExist(err) {
 		return err
 	}
-	return control(m.Dir(name), "u")
+	return nil
 }
 
-// Stop brings slot name down (s6-svc -d) and makes it normally down,
-// waiting for it when wait is set.
-func (m *Manager) Stop(name string, wait bool) error {
+// SetNormallyUp keeps the slot's down marker in step with up: what a
+// restarted supervisor does. It sends no command. Root only (see MarkUp).
+func (m *Manager) SetNormallyUp(name string, up bool) error {
+	if up {
+		return m.MarkUp(name)
+	}
 	if err := m.mustExist(name); err != nil {
 		return err
 	}
-	if err := touch(filepath.Join(m.Dir(name), "down")); err != nil {
-		return err
-	}
-	if !wait {
-		return control(m.Dir(name), "d")
-	}
-	ms := strconv.FormatInt(m.timeout().Milliseconds(), 10)
-	_, err := m.run("s6-svc", "-wD", "-T", ms, "-d", m.Dir(name))
-	if err != nil {
-		// Not running at all is not an error for a stop.
-		if st, serr := m.Status(name); serr == nil && !st.Up {
-			return nil
-		}
-	}
-	return err
+	return touch(filepath.Join(m.Dir(name), "down"))
 }
 
 // MarkDown makes the slot down now and at the next supervisor start.
+// Root only (see MarkUp).
 func (m *Manager) MarkDown(name string) error {
 	if err := m.mustExist(name); err != nil {
 		return err
@@ -367,24 +388,41 @@ func touch(p string) error {
 	return f.Close()
 }
 
-// Restart restarts slot name: a running slot gets a new process, a down
-// slot is started.
+// Restart restarts slot name: a running slot gets a new process (it returns
+// once the old one is gone), a down slot is started.
 func (m *Manager) Restart(name string) error {
 	st, err := m.Status(name)
 	if err != nil {
 		return err
 	}
-	if st.Up && st.WantUp {
-		return control(m.Dir(name), "r")
+	if !st.Up || !st.WantUp {
+		return m.Start(name)
 	}
-	return m.Start(name)
+	if err := control(m.Dir(name), "r"); err != nil {
+		return err
+	}
+	old := st.Pid
+	return m.waitStatus(name, "restarted", func(st Status) bool { return st.Pid != old })
 }
 
-// WaitUp waits until slot name is up.
-func (m *Manager) WaitUp(name string) error {
-	ms := strconv.FormatInt(m.timeout().Milliseconds(), 10)
-	_, err := m.run("s6-svwait", "-u", "-t", ms, m.Dir(name))
-	return err
+// waitStatus polls the slot's status until ok, bounded by Timeout. s6's own
+// waiters (s6-svwait, s6-svc -w) subscribe to the slot's event/ fifodir,
+// which is root's (see GrantGroup); reading the status works for the group.
+func (m *Manager) waitStatus(name, what string, ok func(Status) bool) error {
+	deadline := time.Now().Add(m.timeout())
+	for wait := time.Millisecond; ; wait = min(2*wait, 50*time.Millisecond) {
+		st, err := m.Status(name)
+		if err == nil && ok(st) {
+			return nil
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				return fmt.Errorf("%s: not %s within %s: %w", name, what, m.timeout(), err)
+			}
+			return fmt.Errorf("%s: not %s within %s (%s)", name, what, m.timeout(), st)
+		}
+		time.Sleep(wait) // polling interval
+	}
 }
 
 // UnderPID1 reports whether s6-svscan is PID 1 and supervises scanDir: what

@@ -63,15 +63,37 @@ func TestRenameNoReplace(t *testing.T) {
 	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
 }
 
-func TestSlotsSkipsDotAndFiles(t *testing.T) {
+func TestSlotsAreWhatSaysItIsASlot(t *testing.T) {
+	// What real s6-overlay puts in /run/service beside the slots: s6-rc's
+	// longruns as symlinks to their live directories, a logger as its own
+	// NAME-log entry, s6-overlay's internal services; none is a slot,
+	// whatever its name.
 	scan := t.TempDir()
-	for _, d := range []string{"gateway-a", "dashboard", ".s6-svscan", ".gateway-b.new-123"} {
+	m := New(scan)
+	assert.NilError(t, m.Install(render.GatewaySlot("a")))
+	assert.NilError(t, m.Install(render.DashboardSlot()))
+	live := t.TempDir()
+	for _, d := range []string{"main-hermes", "gateway-b"} {
+		assert.NilError(t, render.Write(filepath.Join(live, d), render.GatewaySlot("b")))
+		assert.NilError(t, os.Symlink(filepath.Join(live, d), filepath.Join(scan, d)))
+	}
+	for _, d := range []string{"gateway-a-log", "gateway-default-log", "s6rc-oneshot-runner", "s6rc-fdholder", "s6-linux-init-shutdownd", ".s6-svscan", ".gateway-c.new-123"} {
 		assert.NilError(t, os.Mkdir(filepath.Join(scan, d), 0o755))
 	}
 	assert.NilError(t, os.WriteFile(filepath.Join(scan, "gateway-file"), nil, 0o644))
-	slots, err := New(scan).Slots()
+	assert.NilError(t, os.Mkdir(filepath.Join(scan, "gateway-forged"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(scan, "gateway-forged", render.IdentityFile), []byte("logger x\n"), 0o644))
+
+	slots, err := m.Slots()
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(slots, []string{"dashboard", "gateway-a"}))
+	assert.Check(t, is.DeepEqual(slots, []SlotRef{
+		{"dashboard", render.Identity{Kind: render.KindDashboard}},
+		{"gateway-a", render.Identity{Kind: render.KindGateway, Profile: "a"}},
+	}))
+	assert.Check(t, m.IsSlot("gateway-a"))
+	for _, d := range []string{"gateway-b", "gateway-a-log", "s6rc-fdholder", "gateway-forged", "missing"} {
+		assert.Check(t, !m.IsSlot(d), d)
+	}
 
 	_, err = New(filepath.Join(scan, "missing")).Slots()
 	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
@@ -108,7 +130,7 @@ func TestCommandsOnAnUnsupervisedSlot(t *testing.T) {
 		"status": func() error { _, err := m.Status("gateway-work"); return err },
 		"stop":   func() error { return m.Stop("gateway-work", true) },
 		"down":   func() error { return m.MarkDown("gateway-work") },
-		"wait":   func() error { return m.WaitUp("gateway-work") },
+		"start":  func() error { return m.Start("gateway-work") },
 	} {
 		err := f()
 		assert.Check(t, errors.As(err, &se), "%s: %v", name, err)
@@ -120,37 +142,51 @@ func TestCommandsOnAnUnsupervisedSlot(t *testing.T) {
 	assert.Check(t, m.Exists("gateway-work"), "and keeps the slot when it cannot")
 }
 
-func TestMarkDownStopNoWaitWaitUpAndRestartOfADownSlot(t *testing.T) {
+func TestMarkersStartStopAndRestartOfADownSlot(t *testing.T) {
 	m, home := liveScan(t)
 	assert.NilError(t, m.Register(testSlot(t, fakeFront(t, home), "work")))
 
-	// Restart of a down slot starts it.
+	// Restart of a down slot starts it, and returns once s6 took it.
 	assert.NilError(t, m.Restart("gateway-work"))
-	assert.NilError(t, m.WaitUp("gateway-work"))
 	st, err := m.Status("gateway-work")
 	assert.NilError(t, err)
-	assert.Check(t, st.Up && st.WantUp, "%s", st)
+	assert.Check(t, st.WantUp, "%s", st)
+	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return s.Up }, "up"), pollOpts...)
 
-	// Stop without waiting returns at once; the slot gets down.
+	// Stop without waiting returns once s6 took the command.
 	assert.NilError(t, m.Stop("gateway-work", false))
-	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return !s.Up && !s.WantUp }, "down"), pollOpts...)
+	st, err = m.Status("gateway-work")
+	assert.NilError(t, err)
+	assert.Check(t, !st.WantUp, "%s", st)
+	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return !s.Up }, "down"), pollOpts...)
+
+	// Start only sends the command: the down marker is root's business
+	// (MarkUp, MarkDown, SetNormallyUp).
+	assert.NilError(t, m.Start("gateway-work"))
+	_, err = os.Stat(filepath.Join(m.Dir("gateway-work"), "down"))
+	assert.Check(t, err, "Start leaves the down marker")
+	assert.NilError(t, m.MarkUp("gateway-work"))
+	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return s.Up && s.NormallyUp }, "up, normally up"), pollOpts...)
 
 	// MarkDown: down now, and down when the supervisor starts again.
-	// Start makes the slot normally up: no down marker is left.
-	assert.NilError(t, m.Start("gateway-work"))
-	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return s.Up && s.NormallyUp }, "up, normally up"), pollOpts...)
-	_, err = os.Stat(filepath.Join(m.Dir("gateway-work"), "down"))
-	assert.Check(t, os.IsNotExist(err), "Start removes the down marker")
 	assert.NilError(t, m.MarkDown("gateway-work"))
 	poll.WaitOn(t, statusIs(m, "gateway-work", func(s Status) bool { return !s.Up && !s.WantUp && !s.NormallyUp }, "down, normally down"), pollOpts...)
-	_, err = os.Stat(filepath.Join(m.Dir("gateway-work"), "down"))
-	assert.Check(t, err, "down marker written")
 
-	// WaitUp gives up after the timeout on a slot that stays down.
+	// SetNormallyUp only moves the marker.
+	assert.NilError(t, m.SetNormallyUp("gateway-work", true))
+	_, err = os.Stat(filepath.Join(m.Dir("gateway-work"), "down"))
+	assert.Check(t, os.IsNotExist(err))
+	assert.NilError(t, m.SetNormallyUp("gateway-work", false))
+	_, err = os.Stat(filepath.Join(m.Dir("gateway-work"), "down"))
+	assert.Check(t, err)
+	st, err = m.Status("gateway-work")
+	assert.NilError(t, err)
+	assert.Check(t, !st.Up && !st.WantUp, "no command was sent: %s", st)
+
+	// A wait on a slot that does not get there gives up after the timeout.
 	m.Timeout = 200 * time.Millisecond
-	err = m.WaitUp("gateway-work")
-	var se *Error
-	assert.Check(t, errors.As(err, &se), "%v", err)
+	err = m.waitStatus("gateway-work", "up", func(s Status) bool { return s.Up })
+	assert.Check(t, is.ErrorContains(err, "gateway-work: not up within 200ms"))
 }
 
 func TestStopReturnsOnceDownEvenIfTheFinishScriptIsSlow(t *testing.T) {
@@ -173,15 +209,17 @@ func TestStopReturnsOnceDownEvenIfTheFinishScriptIsSlow(t *testing.T) {
 	assert.Check(t, !st.Up, "%s", st)
 }
 
-func TestGrantGroupAndPrepareControlWithoutALogger(t *testing.T) {
+func TestPrepareControlLeavesTheLoggerAndEventsToRoot(t *testing.T) {
 	dir := t.TempDir()
-	assert.NilError(t, GrantGroup(dir, os.Getgid()), "nothing to grant yet")
+	assert.NilError(t, render.Write(dir, render.GatewaySlot("default")))
 	assert.NilError(t, PrepareControl(dir, -1))
 	st, err := os.Lstat(filepath.Join(dir, "supervise", "control"))
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(st.Mode(), os.ModeNamedPipe|0o600), "-1 leaves s6's own modes")
-	_, err = os.Stat(filepath.Join(dir, "log"))
-	assert.Check(t, is.ErrorIs(err, os.ErrNotExist), "no logger, none prepared")
+	for _, p := range []string{"event", "log/supervise", "log/event"} {
+		_, err = os.Lstat(filepath.Join(dir, p))
+		assert.Check(t, is.ErrorIs(err, os.ErrNotExist), "%s is left to s6-supervise (root's)", p)
+	}
 	// Preparing again keeps the existing fifo.
 	assert.NilError(t, PrepareControl(dir, os.Getgid()))
 }
@@ -192,8 +230,8 @@ func TestPrepareControlErrors(t *testing.T) {
 	assert.Check(t, PrepareControl(dir, -1) != nil, "supervise is a file")
 
 	dir = t.TempDir()
-	assert.NilError(t, os.WriteFile(filepath.Join(dir, "event"), nil, 0o644))
-	assert.Check(t, PrepareControl(dir, -1) != nil, "event is a file")
+	assert.NilError(t, os.MkdirAll(filepath.Join(dir, "supervise", "control"), 0o755))
+	assert.Check(t, is.ErrorContains(GrantGroup(dir, os.Getgid()), "want p"), "control is a directory, not a fifo")
 
 	m := New(t.TempDir())
 	slot := render.GatewaySlot("x")

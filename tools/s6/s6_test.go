@@ -9,6 +9,7 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
+	"syscall"
 	"testing"
 	"time"
 
@@ -224,25 +225,37 @@ func TestCommandsOnMissingSlot(t *testing.T) {
 }
 
 func TestGroupControlPreparedBeforeSupervise(t *testing.T) {
+	// What `s6-svperms -G` grants, and nothing more: the directory, its
+	// scripts and event/ stay root's (s6-supervise runs and writes them as
+	// root); the logger is not the group's at all.
 	dir := t.TempDir()
 	assert.NilError(t, render.Write(dir, render.GatewaySlot("default")))
-	gid := os.Getgid()
+	gid := os.Getgid() + 1
 	assert.NilError(t, PrepareControl(dir, gid))
 	for _, c := range []struct {
 		p    string
 		mode os.FileMode
+		gid  int
 	}{
-		{".", os.ModeDir | 0o775},
-		{"supervise", os.ModeDir | 0o770},
-		{"log", os.ModeDir | 0o775},
-		{"supervise/control", os.ModeNamedPipe | 0o660},
-		{"event", os.ModeDir | os.ModeSetgid | os.ModeSticky | 0o730},
-		{"log/supervise/control", os.ModeNamedPipe | 0o660},
+		{".", os.ModeDir | 0o755, os.Getgid()},
+		{"run", 0o755, os.Getgid()},
+		{"supervise", os.ModeDir | 0o750, gid},
+		{"supervise/control", os.ModeNamedPipe | 0o620, gid},
+		{"log", os.ModeDir | 0o755, os.Getgid()},
 	} {
 		st, err := os.Lstat(filepath.Join(dir, c.p))
 		assert.NilError(t, err)
 		assert.Check(t, is.Equal(st.Mode(), c.mode), c.p)
+		assert.Check(t, is.Equal(int(st.Sys().(*syscall.Stat_t).Gid), c.gid), c.p)
 	}
+}
+
+func TestUnregisterLeavesWhatIsNotASlotAlone(t *testing.T) {
+	m := New(t.TempDir())
+	assert.NilError(t, os.MkdirAll(filepath.Join(m.ScanDir, "gateway-default-log"), 0o755))
+	err := m.Unregister("gateway-default-log")
+	assert.Check(t, is.ErrorContains(err, "not a Hermes slot"))
+	assert.Check(t, m.Exists("gateway-default-log"))
 }
 
 func TestErrorSaysCommandAndCode(t *testing.T) {

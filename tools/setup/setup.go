@@ -14,7 +14,7 @@ import (
 	"strings"
 	"syscall"
 
-	"github.com/hermes-agent/hermes-s6/tools/s6"
+	"github.com/hermes-agent/hermes-s6/tools/profile"
 )
 
 // Account is the unprivileged user the gateways run as.
@@ -118,8 +118,12 @@ var Allowlist = []string{
 var Tree = []string{"logs/gateways", "profiles"}
 
 // PrepareHome creates the tree and repairs ownership on the allowlist.
-// It returns the paths it changed.
+// It returns the paths it changed. A home that is the root directory or a
+// system directory is refused before anything is touched (profile.CheckHome).
 func PrepareHome(home string, acc Account) ([]string, error) {
+	if err := profile.CheckHome(home); err != nil {
+		return nil, err
+	}
 	var changed []string
 	for _, d := range append([]string{"."}, Tree...) {
 		p := filepath.Join(home, d)
@@ -167,41 +171,28 @@ func throughSymlink(home, p string) bool {
 	return false
 }
 
-// GrantScanDir lets group gid register slots in the scan directory and
-// control every slot in it.
-func GrantScanDir(m *s6.Manager, gid int) error {
-	if err := os.Chown(m.ScanDir, -1, gid); err != nil {
-		return err
+// RootOnly makes each directory root's and 0755, for a process running as
+// root: the paths where root creates and reads what s6 executes (/run, the
+// scan directory) must not be writable by anyone else. A symlink is refused:
+// it is not what s6-overlay or the stage layer made. Not root: nothing to do
+// (a container run as --user has no root to protect).
+func RootOnly(euid int, dirs ...string) error {
+	if euid != 0 {
+		return nil
 	}
-	if err := os.Chmod(m.ScanDir, 0o775); err != nil {
-		return err
-	}
-	ctl := filepath.Join(m.ScanDir, ".s6-svscan")
-	if err := os.Chown(ctl, -1, gid); err == nil {
-		os.Chmod(ctl, 0o750)
-	}
-	if p := filepath.Join(ctl, "control"); fileExists(p) {
-		if err := os.Chown(p, -1, gid); err != nil {
+	for _, d := range dirs {
+		st, err := os.Lstat(d)
+		if err != nil {
 			return err
 		}
-		if err := os.Chmod(p, 0o660); err != nil {
+		if !st.IsDir() {
+			return fmt.Errorf("%s is not a directory (%s)", d, st.Mode().Type())
+		}
+		if err := os.Lchown(d, 0, 0); err != nil {
 			return err
 		}
-	}
-	slots, err := m.Slots()
-	if err != nil {
-		return err
-	}
-	for _, slot := range slots {
-		if err := m.WaitSupervised(slot); err != nil {
+		if err := os.Chmod(d, 0o755); err != nil {
 			return err
-		}
-		for _, d := range []string{m.Dir(slot), filepath.Join(m.Dir(slot), "log")} {
-			if fileExists(filepath.Join(d, "supervise")) {
-				if err := s6.GrantGroup(d, gid); err != nil {
-					return err
-				}
-			}
 		}
 	}
 	return nil

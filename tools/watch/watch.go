@@ -28,6 +28,11 @@ type Watcher struct {
 	History  string    // history file, "" for none
 	Interval time.Duration
 	Now      func() time.Time
+	// Markers keeps each slot's down marker in step with whether s6 wants it
+	// up (root's job: `hermes gateway start` as hermes only writes the
+	// control fifo), so that a supervisor restarted after a crash of its own
+	// does what the slot was last asked to do.
+	Markers bool
 
 	seen map[string]slotState
 	raw  map[string][]byte // each slot's supervise/status as last queried
@@ -62,9 +67,13 @@ func (w *Watcher) Scan() {
 		w.seen = map[string]slotState{}
 		w.raw = map[string][]byte{}
 	}
-	slots, err := w.S6.Slots()
+	refs, err := w.S6.Slots()
 	if err != nil {
 		return
+	}
+	slots := make([]string, len(refs))
+	for i, r := range refs {
+		slots[i] = r.Name
 	}
 	sort.Strings(slots)
 	present := map[string]bool{}
@@ -87,6 +96,11 @@ func (w *Watcher) Scan() {
 			// Asked to start, not spawned yet: report the start once it is
 			// up, as a start and not as a restart after a crash.
 			continue
+		}
+		if w.Markers && (!known || prev.st.WantUp != st.WantUp) {
+			if err := w.S6.SetNormallyUp(slot, st.WantUp); err != nil {
+				w.emit(fmt.Sprintf("%s: down marker: %v", slot, err))
+			}
 		}
 		cur := slotState{st: st, restarts: prev.restarts}
 		if known && prev.st.Up && st.Up && prev.st.Pid != st.Pid {
