@@ -353,7 +353,7 @@ func adminServe([]string) int {
 		}
 		unix.Close(3)
 	}
-	argv := slotadmin.ServerArgv(render.DefaultTool)
+	argv := slotadmin.ServerArgv(render.DefaultTool, slotadmin.Dir)
 	path, err := slotexec.LookPath(argv[0], os.Getenv("PATH"))
 	if err == nil {
 		err = syscall.Exec(path, argv, os.Environ())

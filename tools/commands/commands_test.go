@@ -79,37 +79,25 @@ func want(t *testing.T, fs []render.File, prefix string) map[string]string {
 	return out
 }
 
-func TestRenderRunWritesS6RCSources(t *testing.T) {
+func TestRenderRunWritesScandirLayout(t *testing.T) {
 	out := t.TempDir()
 	code, stderr := captureStderr(t, func() int {
 		return Run("render-run", []string{"-out", out, "gateway-default", "dashboard", "gateway-work"})
 	})
 	assert.Check(t, is.Equal(code, 0))
 	assert.Check(t, is.Equal(stderr, ""))
-
 	expected := map[string]string{}
 	for _, s := range []render.Slot{render.GatewaySlot("default"), render.DashboardSlot(), render.GatewaySlot("work")} {
-		fs, err := render.S6RCFiles(s)
+		fs, err := render.Files(s)
 		assert.NilError(t, err)
-		for k, v := range want(t, fs, "") {
+		for k, v := range want(t, fs, s.Name) {
 			expected[k] = v
 		}
 	}
 	assert.Check(t, is.DeepEqual(files(t, out), expected))
 	assert.Check(t, is.Contains(files(t, out)["gateway-default/run -rwxr-xr-x"], " -env HERMES_S6_SUPERVISED_CHILD=1 "))
-}
-
-func TestRenderRunWritesScandirLayout(t *testing.T) {
-	out := t.TempDir()
-	code, _ := captureStderr(t, func() int {
-		return renderRun([]string{"-out", out, "-scandir", "gateway-work"})
-	})
-	assert.Check(t, is.Equal(code, 0))
-	fs, err := render.Files(render.GatewaySlot("work"))
-	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(files(t, out), want(t, fs, "gateway-work")))
-	_, err = os.Stat(filepath.Join(out, "gateway-work", "down"))
-	assert.Check(t, err, "a profile slot is rendered down")
+	_, err := os.Stat(filepath.Join(out, "gateway-work", "down"))
+	assert.Check(t, err, "a slot is rendered down")
 }
 
 func TestRenderRunUsage(t *testing.T) {
@@ -118,9 +106,9 @@ func TestRenderRunUsage(t *testing.T) {
 		args []string
 		msg  string
 	}{
-		{"no arguments", nil, "usage: render-run -out DIR [-scandir] SLOT..."},
-		{"no slots", []string{"-out", "/tmp/x"}, "usage: render-run -out DIR [-scandir] SLOT..."},
-		{"no -out", []string{"dashboard"}, "usage: render-run -out DIR [-scandir] SLOT..."},
+		{"no arguments", nil, "usage: render-run -out DIR SLOT..."},
+		{"no slots", []string{"-out", "/tmp/x"}, "usage: render-run -out DIR SLOT..."},
+		{"no -out", []string{"dashboard"}, "usage: render-run -out DIR SLOT..."},
 		{"unknown flag", []string{"-force", "dashboard"}, "flag provided but not defined: -force"},
 		{"unknown slot", []string{"-out", "OUT", "worker"}, `render-run: unknown slot "worker": use gateway-PROFILE or dashboard`},
 		{"invalid profile", []string{"-out", "OUT", "gateway-Work"}, `render-run: unknown slot "gateway-Work"`},
@@ -145,7 +133,7 @@ func TestRenderRunUsage(t *testing.T) {
 func TestRenderRunWriteFailure(t *testing.T) {
 	file := filepath.Join(t.TempDir(), "file")
 	assert.NilError(t, os.WriteFile(file, nil, 0o644))
-	for _, args := range [][]string{{"-out", file, "dashboard"}, {"-out", file, "-scandir", "dashboard"}} {
+	for _, args := range [][]string{{"-out", file, "dashboard"}, {"-out", file, "dashboard"}} {
 		code, stderr := captureStderr(t, func() int { return renderRun(args) })
 		assert.Check(t, is.Equal(code, 1), "%q", args)
 		assert.Check(t, is.Contains(stderr, "render-run: render: "), "%q", args)

@@ -8,6 +8,7 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
+	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 )
 
 func (f *Front) requireS6(verb string) error {
@@ -89,6 +90,10 @@ func exitCodeOf(err error) int {
 	var se *s6.Error
 	if errors.As(err, &se) && se.Code > 0 {
 		return se.Code
+	}
+	var ae *slotadmin.ExitError
+	if errors.As(err, &ae) && ae.Code > 0 {
+		return ae.Code
 	}
 	return 1
 }

@@ -199,7 +199,7 @@ func TestGatewayAll(t *testing.T) {
 		poll.WaitOn(t, slotIs(m, "gateway-"+p, isUp, "up"), pollOpts...)
 	}
 	assert.Check(t, is.Equal(h.run("-p", "c", "gateway", "status").code, 0), "registers c, down")
-	assert.NilError(t, m.Register(h.front.gatewaySlot("x")), "a slot whose profile is gone")
+	assert.NilError(t, m.Register(h.template("x")), "a slot whose profile is gone")
 	a, _ := m.Status("gateway-a")
 
 	res := h.run("gateway", "status", "--all")
@@ -244,7 +244,7 @@ func TestS6FailureGivesTheS6ExitCode(t *testing.T) {
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
 	h := newHermes(t, nil, home)
-	h.front.UnderS6, h.front.S6 = true, m
+	h.superviseWith(t, m)
 	assert.NilError(t, m.Install(slotTemplate(t)("default")))
 
 	res := h.run("gateway", "start")
@@ -276,7 +276,7 @@ func TestRegistrationFailure(t *testing.T) {
 	home := t.TempDir()
 	mkProfile(t, home, "work")
 	h := newHermes(t, nil, home)
-	h.front.UnderS6, h.front.S6 = true, m
+	h.superviseWith(t, m)
 	h.agent = fakeAgent(home)
 
 	res := h.run("-p", "work", "gateway", "start")
@@ -333,7 +333,7 @@ func TestHealthcheck(t *testing.T) {
 	h.front.CMD = nil
 
 	gone := filepath.Join(t.TempDir(), "gone")
-	h.front.S6 = s6.New(gone)
+	h.superviseWith(t, s6.New(gone))
 	res = h.run("healthcheck")
 	assert.Check(t, is.Equal(res.code, 1))
 	assert.Check(t, is.Contains(h.stderr.String(), "hermes: unhealthy: open "+gone))
@@ -402,7 +402,7 @@ func TestProfileDeleteS6Failure(t *testing.T) {
 	home := t.TempDir()
 	mkProfile(t, home, "work")
 	h := newHermes(t, nil, home)
-	h.front.UnderS6, h.front.S6 = true, m
+	h.superviseWith(t, m)
 	assert.NilError(t, m.Install(slotTemplate(t)("work")))
 
 	res := h.run("profile", "delete", "work")
@@ -415,7 +415,7 @@ func TestProfileDeleteS6Failure(t *testing.T) {
 func TestGatewayAllWithoutAScanDirectory(t *testing.T) {
 	h := newHermes(t, nil, t.TempDir())
 	gone := filepath.Join(t.TempDir(), "gone")
-	h.front.UnderS6, h.front.S6 = true, s6.New(gone)
+	h.superviseWith(t, s6.New(gone))
 	res := h.run("gateway", "stop", "--all")
 	assert.Check(t, is.Equal(res.code, 1))
 	assert.Check(t, is.Equal(h.stderr.String(), "hermes: open "+gone+": no such file or directory\n"))

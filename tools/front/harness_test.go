@@ -18,6 +18,7 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
+	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 )
 
 // needS6 skips a test that runs s6 programs when s6 is not installed.
@@ -82,6 +83,8 @@ type hermes struct {
 	runs    []execCall
 	agent   func(argv []string) (int, error) // what the agent does when run
 	blocks  int                              // how often Block was called
+	// template is the slot the admin registers for a profile.
+	template func(string) render.Slot
 }
 
 // result is the outcome of one `hermes ARGS...`.
@@ -130,9 +133,19 @@ func newHermes(t *testing.T, m *s6.Manager, home string) *hermes {
 		Block: func() int { h.blocks++; return 15 },
 	}
 	if underS6 {
-		h.front.SlotTemplate = slotTemplate(t)
+		h.superviseWith(t, m)
 	}
 	return h
+}
+
+// superviseWith puts the front under s6 on m, with an admin that registers
+// slotTemplate's slots.
+func (h *hermes) superviseWith(t *testing.T, m *s6.Manager) {
+	if h.template == nil {
+		h.template = slotTemplate(t)
+	}
+	h.front.UnderS6, h.front.S6 = true, m
+	h.front.Admin = slotadmin.Local{S6: m, Home: h.env["HERMES_HOME"], Slot: h.template}
 }
 
 // run runs `hermes args...` to its end (its exit or its exec).

@@ -70,7 +70,7 @@ func (f *Front) profileDelete(name string) error {
 	slot := profile.Slot(name)
 	if f.UnderS6 && f.S6.Exists(slot) {
 		if err := f.Admin.Unregister(name); err != nil {
-			return fail(1, "stopping and removing %s: %v", slot, err)
+			return fail(exitCodeOf(err), "stopping and removing %s: %v", slot, err)
 		}
 	}
 	if err := f.agent("profile", "delete", name); err != nil {

@@ -17,6 +17,7 @@ import (
 	"gotest.tools/v3/poll"
 
 	"github.com/hermes-agent/hermes-s6/tools/s6"
+	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 )
 
 func writeConfig(t *testing.T, home, name, body string) {
@@ -122,7 +123,14 @@ func TestNewIsWiredToTheSystem(t *testing.T) {
 	assert.Check(t, is.Equal(f.UnderS6, s6.UnderPID1("/proc", s6.DefaultScanDir)))
 	assert.Check(t, f.Exec != nil && f.Run != nil && f.Block != nil && f.History != nil && f.Health != nil)
 	assert.Check(t, is.Equal(f.Getenv("PATH"), os.Getenv("PATH")))
-	assert.Check(t, f.SlotTemplate == nil, "the production slots are render.GatewaySlot")
+	if os.Geteuid() == 0 {
+		local, ok := f.Admin.(slotadmin.Local)
+		assert.Check(t, ok, "root registers slots itself: %T", f.Admin)
+		assert.Check(t, local.Slot == nil && local.S6 == f.S6, "the production slots are render.GatewaySlot")
+	} else {
+		_, ok := f.Admin.(slotadmin.Remote)
+		assert.Check(t, ok, "hermes asks the admin service: %T", f.Admin)
+	}
 	if os.Geteuid() != 0 {
 		assert.Check(t, is.Equal(f.UID, -1), "only root writes files for the hermes user")
 	} else if f.UID != -1 {

@@ -87,3 +87,30 @@ func TestStateRoundTripAndErrors(t *testing.T) {
 	err = WriteState(filepath.Join(dir, "missing"), Running, -1, -1)
 	assert.Check(t, is.ErrorContains(err, "recording desired state"))
 }
+
+func TestCheckHome(t *testing.T) {
+	for _, ok := range []string{"/opt/data", "/data", "/home/me/hermes", "/srv/hermes", "/opt/data/"} {
+		assert.Check(t, CheckHome(ok), ok)
+	}
+	for home, want := range map[string]string{
+		"/":                   "is the root directory",
+		"//":                  "is the root directory",
+		"/etc":                "is /etc, a system directory",
+		"/etc/":               "is /etc, a system directory",
+		"/etc/hermes":         "is inside /etc (/etc/hermes), a system directory",
+		"/usr/local/x":        "inside /usr",
+		"/run":                "is /run, a system directory",
+		"/opt/hermes":         "is /opt/hermes, a system directory",
+		"/var/lib/x":          "inside /var",
+		"/opt":                "is /opt, a shared directory",
+		"/tmp":                "is /tmp, a shared directory",
+		"opt/data":            "is not an absolute path",
+		"":                    "is not an absolute path",
+		"/opt/data/../../etc": "is /etc, a system directory",
+	} {
+		assert.Check(t, is.ErrorContains(CheckHome(home), want), home)
+	}
+	link := filepath.Join(t.TempDir(), "data")
+	assert.NilError(t, os.Symlink("/usr/lib", link))
+	assert.Check(t, is.ErrorContains(CheckHome(link), "inside /usr"), "through a symlink")
+}

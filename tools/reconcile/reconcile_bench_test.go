@@ -88,9 +88,9 @@ func waitAllUp(b *testing.B, m *s6.Manager, n int) {
 	for {
 		slots, _ := m.Slots()
 		for _, s := range slots {
-			if !seen[s] {
-				if st, err := m.Status(s); err == nil && st.Up {
-					seen[s] = true
+			if !seen[s.Name] {
+				if st, err := m.Status(s.Name); err == nil && st.Up {
+					seen[s.Name] = true
 				}
 			}
 		}

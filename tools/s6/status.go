@@ -66,7 +66,8 @@ func ParseStatus(line string) (Status, error) {
 	return st, nil
 }
 
-// String renders the status like s6-svstat's human line.
+// String renders the status like s6-svstat's human line, without "normally
+// up/down": what persists is the desired state, which the front prints.
 func (st Status) String() string {
 	var b strings.Builder
 	if st.Up {
@@ -80,13 +81,6 @@ func (st Status) String() string {
 			fmt.Fprintf(&b, " (exitcode %d)", st.ExitCode)
 		}
 		fmt.Fprintf(&b, " %.0f seconds", st.Seconds)
-	}
-	if st.NormallyUp != st.Up {
-		if st.NormallyUp {
-			b.WriteString(", normally up")
-		} else {
-			b.WriteString(", normally down")
-		}
 	}
 	if st.WantUp != st.Up {
 		if st.WantUp {

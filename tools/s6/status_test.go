@@ -13,8 +13,8 @@ func TestParseStatus(t *testing.T) {
 		want Status
 		str  string
 	}{
-		{"true true false true 42 -1 NA 7\n", Status{Up: true, WantUp: true, Ready: true, Pid: 42, ExitCode: -1, Seconds: 7}, "up (pid 42) 7 seconds, normally down"},
-		{"false false true false -1 78 NA 3", Status{NormallyUp: true, ExitCode: 78, Seconds: 3}, "down (exitcode 78) 3 seconds, normally up"},
+		{"true true false true 42 -1 NA 7\n", Status{Up: true, WantUp: true, Ready: true, Pid: 42, ExitCode: -1, Seconds: 7}, "up (pid 42) 7 seconds"},
+		{"false false true false -1 78 NA 3", Status{NormallyUp: true, ExitCode: 78, Seconds: 3}, "down (exitcode 78) 3 seconds"},
 		{"false true false false -1 -1 SIGKILL 0", Status{WantUp: true, ExitCode: -1, Signal: "SIGKILL"}, "down (signal SIGKILL) 0 seconds, want up"},
 	} {
 		st, err := ParseStatus(tc.line)

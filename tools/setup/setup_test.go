@@ -12,9 +12,6 @@ import (
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
-
-	"github.com/hermes-agent/hermes-s6/tools/render"
-	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
 func TestParseID(t *testing.T) {
@@ -207,52 +204,53 @@ func TestPrepareHomeChownFailure(t *testing.T) {
 	assert.Check(t, is.ErrorContains(err, "chown "))
 }
 
-func TestGrantScanDir(t *testing.T) {
+func TestRootOnly(t *testing.T) {
 	if os.Geteuid() != 0 {
-		t.Skip("chgrp to another group needs root")
+		t.Skip("chown to root needs root")
 	}
-	m, _ := liveScan(t)
-	assert.NilError(t, m.Register(render.GatewaySlot("work")))
-	const gid = 4242
-	assert.NilError(t, GrantScanDir(m, gid))
-
-	for _, c := range []struct {
-		p    string
-		mode os.FileMode
-	}{
-		{"", os.ModeDir | 0o775},
-		{".s6-svscan", os.ModeDir | 0o750},
-		{".s6-svscan/control", os.ModeNamedPipe | 0o660},
-		{"gateway-work", os.ModeDir | 0o775},
-		{"gateway-work/supervise", os.ModeDir | 0o770},
-		{"gateway-work/supervise/control", os.ModeNamedPipe | 0o660},
-		{"gateway-work/event", os.ModeDir | os.ModeSetgid | os.ModeSticky | 0o730},
-		{"gateway-work/log", os.ModeDir | 0o775},
-		{"gateway-work/log/supervise/control", os.ModeNamedPipe | 0o660},
-	} {
-		p := filepath.Join(m.ScanDir, c.p)
-		st, err := os.Lstat(p)
-		assert.NilError(t, err)
-		assert.Check(t, is.Equal(st.Mode(), c.mode), c.p)
-		_, g := owner(t, p)
-		assert.Check(t, is.Equal(g, gid), c.p)
-	}
-	// s6 still drives the slot.
-	assert.NilError(t, m.Start("gateway-work"))
-	st, err := m.Status("gateway-work")
+	dir := t.TempDir()
+	run := filepath.Join(dir, "run")
+	assert.NilError(t, os.Mkdir(run, 0o777))
+	assert.NilError(t, os.Chmod(run, os.ModeSticky|0o777))
+	assert.NilError(t, os.Chown(run, 4242, 4242))
+	assert.NilError(t, RootOnly(0, run))
+	st, err := os.Lstat(run)
 	assert.NilError(t, err)
-	assert.Check(t, st.WantUp)
+	assert.Check(t, is.Equal(st.Mode(), os.ModeDir|0o755))
+	u, g := owner(t, run)
+	assert.Check(t, is.Equal(u, 0))
+	assert.Check(t, is.Equal(g, 0))
+
+	// Not root: nothing to protect, nothing done.
+	assert.NilError(t, os.Chmod(run, 0o777))
+	assert.NilError(t, RootOnly(10000, run))
+	st, _ = os.Lstat(run)
+	assert.Check(t, is.Equal(st.Mode(), os.ModeDir|0o777))
+
+	// A symlink or a file is refused, and left alone.
+	link := filepath.Join(dir, "link")
+	assert.NilError(t, os.Symlink(run, link))
+	assert.Check(t, is.ErrorContains(RootOnly(0, link), "is not a directory"))
+	st, _ = os.Lstat(run)
+	assert.Check(t, is.Equal(st.Mode(), os.ModeDir|0o777), "the target is untouched")
+	assert.Check(t, is.ErrorIs(RootOnly(0, filepath.Join(dir, "missing")), os.ErrNotExist))
 }
 
-func TestGrantScanDirErrors(t *testing.T) {
-	err := GrantScanDir(s6.New(filepath.Join(t.TempDir(), "missing")), os.Getgid())
-	assert.Check(t, is.ErrorIs(err, os.ErrNotExist))
-
-	// A slot nobody supervises.
-	scan := t.TempDir()
-	assert.NilError(t, os.MkdirAll(filepath.Join(scan, "gateway-x"), 0o755))
-	m := s6.New(scan)
-	m.Timeout = 50 * time.Millisecond
-	err = GrantScanDir(m, os.Getgid())
-	assert.Check(t, is.ErrorContains(err, "s6-supervise did not start within 50ms"))
+func TestPrepareHomeRefusesSystemDirectories(t *testing.T) {
+	for _, home := range []string{"/", "/etc", "/etc/hermes", "/usr/local", "/run", "relative"} {
+		before, err := os.Lstat(filepath.Clean("/" + home))
+		changed, err2 := PrepareHome(home, Account{Name: "hermes", UID: 4242, GID: 4242})
+		assert.Check(t, is.ErrorContains(err2, "refusing"), home)
+		assert.Check(t, is.Len(changed, 0), home)
+		if err == nil {
+			after, err := os.Lstat(filepath.Clean("/" + home))
+			assert.NilError(t, err)
+			assert.Check(t, is.DeepEqual(after.Sys(), before.Sys()), "%s unchanged", home)
+		}
+	}
+	// Through a symlink into one: refused too.
+	link := filepath.Join(t.TempDir(), "data")
+	assert.NilError(t, os.Symlink("/etc", link))
+	_, err := PrepareHome(link, Account{Name: "hermes", UID: 4242, GID: 4242})
+	assert.Check(t, is.ErrorContains(err, `is /etc, a system directory`))
 }

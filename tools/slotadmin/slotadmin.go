@@ -34,7 +34,6 @@ import (
 const (
 	Dir    = "/run/hermes-admin"
 	Socket = Dir + "/socket"
-	Rules  = Dir + "/rules"
 )
 
 // Verbs a request may name.
@@ -177,14 +176,15 @@ func (r Remote) ask(verb, name string) error {
 	return nil
 }
 
-// ServerArgv is the command line of the admin service, after Prepare: s6's
-// super-server on the socket, access checked against Rules, s6-sudod running
-// `tool slot-admin VERB PROFILE` for each accepted client. -1 announces
+// ServerArgv is the command line of the admin service on dir (Dir in the
+// image), after Prepare: s6's super-server on dir/socket, access checked
+// against dir/rules, s6-sudod running `tool slot-admin VERB PROFILE` for
+// each accepted client with the client's stdout and stderr. -1 announces
 // readiness on stdout (the service's notification fd).
-func ServerArgv(tool string) []string {
+func ServerArgv(tool, dir string) []string {
 	return []string{
-		"s6-ipcserver", "-1", "-c", "16", "-C", "8", "-a", "0770", Socket,
-		"s6-ipcserver-access", "-v", "1", "-i", Rules,
+		"s6-ipcserver", "-1", "-c", "16", "-C", "8", "-a", "0770", filepath.Join(dir, "socket"),
+		"s6-ipcserver-access", "-v", "1", "-i", filepath.Join(dir, "rules"),
 		"s6-sudod", "-0",
 		tool, "slot-admin",
 	}

@@ -152,7 +152,9 @@ func Describe(slot string, prev, cur s6.Status, known bool, restarts *int) []str
 			lines = append(lines, fmt.Sprintf("%s started (pid %d)", slot, cur.Pid))
 		}
 	case !prev.Up && !cur.Up && cur.ExitCode == render.ExitConfig && prev.WantUp && !cur.WantUp:
-		lines = append(lines, fmt.Sprintf("%s gave up after exit %d (fatal configuration): not restarting", slot, render.ExitConfig))
+		// Restarted and exited 78 between two scans: say both.
+		lines = append(lines, slot+" "+exitText(cur),
+			fmt.Sprintf("%s gave up after exit %d (fatal configuration): not restarting", slot, render.ExitConfig))
 	}
 	return lines
 }

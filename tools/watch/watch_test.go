@@ -41,7 +41,7 @@ func TestDescribe(t *testing.T) {
 		{"died and came back between two looks", up(10), up(13), true, 0, []string{"gw exited; restarted (pid 13, restart #1)"}, 1},
 		{"died with a code and came back between two looks", up(10), s6.Status{Up: true, WantUp: true, Pid: 14, ExitCode: 70}, true, 1, []string{"gw exited with code 70; restarted (pid 14, restart #2)"}, 2},
 		{"gave up after exit 78", up(10), s6.Status{ExitCode: 78}, true, 0, []string{"gw exited with code 78", "gw gave up after exit 78 (fatal configuration): not restarting"}, 0},
-		{"gave up after exit 78 seen down", s6.Status{WantUp: true, ExitCode: 1}, s6.Status{ExitCode: 78}, true, 0, []string{"gw gave up after exit 78 (fatal configuration): not restarting"}, 0},
+		{"gave up after exit 78 seen down", s6.Status{WantUp: true, ExitCode: 1}, s6.Status{ExitCode: 78}, true, 0, []string{"gw exited with code 78", "gw gave up after exit 78 (fatal configuration): not restarting"}, 0},
 		{"stopped", up(10), s6.Status{ExitCode: -1, Signal: "SIGTERM"}, true, 0, []string{"gw exited by signal SIGTERM", "gw stopped"}, 0},
 		{"no change", up(10), up(10), true, 4, nil, 4},
 		{"still down", s6.Status{ExitCode: 0}, s6.Status{ExitCode: 0}, true, 0, nil, 0},
@@ -230,4 +230,36 @@ func TestEmitWithoutHistory(t *testing.T) {
 	w := &Watcher{Out: out}
 	w.emit("dashboard stopped")
 	assert.Check(t, is.Equal(out.String(), "hermes-watch: dashboard stopped\n"))
+}
+
+func TestWatcherKeepsDownMarkersInStep(t *testing.T) {
+	m, _ := liveScan(t)
+	u, err := user.Current()
+	assert.NilError(t, err)
+	slot := render.GatewaySlot("work")
+	slot.Front, slot.Shell, slot.User, slot.Tool = standInGateway(t), "/bin/sh", u.Username, s6test.Tool(t)
+	assert.NilError(t, m.Register(slot))
+	marker := filepath.Join(m.Dir("gateway-work"), "down")
+
+	w := &Watcher{S6: m, Out: &syncBuffer{}, Interval: 20 * time.Millisecond, Markers: true}
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() { w.Run(stop); close(done) }()
+	defer func() { close(stop); <-done }()
+
+	markerIs := func(present bool) poll.Check {
+		return func(poll.LogT) poll.Result {
+			_, err := os.Stat(marker)
+			if (err == nil) == present {
+				return poll.Success()
+			}
+			return poll.Continue("down marker present: %v, want %v", err == nil, present)
+		}
+	}
+	// Started through the control fifo alone (as hermes does): the
+	// watcher removes the marker, so a restarted supervisor starts it too.
+	assert.NilError(t, m.Start("gateway-work"))
+	poll.WaitOn(t, markerIs(false), pollOpts...)
+	assert.NilError(t, m.Stop("gateway-work", true))
+	poll.WaitOn(t, markerIs(true), pollOpts...)
 }
