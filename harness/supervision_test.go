@@ -1,6 +1,7 @@
 package harness
 
 import (
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -62,6 +63,8 @@ func TestCrashRestartsWithNewPid(t *testing.T) {
 		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
 		h, err := c.GetHealth(8642)
 		assert.NilError(t, err)
+		// The watcher has seen it up: its report of the crash is asserted.
+		poll.WaitOn(t, c.LogContains(fmt.Sprintf("gateway-default started (pid %d)", h.Pid)), waitOpts...)
 
 		assert.NilError(t, Post(c.URL(8642, "/debug/crash")))
 		poll.WaitOn(t, c.Healthy(8642, func(n Health) bool { return n.Pid != h.Pid }), waitOpts...)

@@ -141,9 +141,12 @@ func hermesAccount() (uid, gid int, ok bool) {
 	return uid, gid, true
 }
 
+// manager is the scan directory's manager. As root, the slots it registers
+// give the hermes group control (status and control fifo); a container run
+// as --user has no root, and its slots are its user's already.
 func manager() *s6.Manager {
 	m := s6.New(s6.DefaultScanDir)
-	if _, gid, ok := hermesAccount(); ok {
+	if _, gid, ok := hermesAccount(); ok && os.Geteuid() == 0 {
 		m.Group = gid
 	}
 	return m
@@ -335,6 +338,17 @@ const initPath = "/init"
 // prepares the socket directory and its access rules for the hermes group,
 // then becomes s6's super-server, which runs `slot-admin` for each request.
 func adminServe([]string) int {
+	if os.Geteuid() != 0 {
+		// Run as --user: no root, and the scan directory is this user's,
+		// so the front registers slots itself. Ready, and idle.
+		fmt.Fprintf(os.Stderr, "hermes-admin: not root (uid %d): every process runs as this user, nothing to serve\n", os.Geteuid())
+		unix.Write(3, []byte("\n"))
+		unix.Close(3)
+		sig := make(chan os.Signal, 1)
+		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
+		<-sig
+		return 0
+	}
 	a, err := account.Lookup(front.User)
 	if err != nil {
 		fmt.Fprintln(os.Stderr, "hermes-admin: the hermes account:", err)

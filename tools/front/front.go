@@ -136,6 +136,11 @@ func (f *Front) dispatch(args []string) error {
 		return err
 	}
 	rest := inv.rest
+	if ownVerb(rest) {
+		if err := profile.CheckHome(f.home()); err != nil {
+			return fail(1, "%v", err)
+		}
+	}
 	if len(rest) >= 1 {
 		switch rest[0] {
 		case "gateway":
@@ -159,6 +164,20 @@ func (f *Front) dispatch(args []string) error {
 		}
 	}
 	return f.handOff(args)
+}
+
+// ownVerb reports whether args is one of the front's own verbs, which read
+// and write under $HERMES_HOME.
+func ownVerb(args []string) bool {
+	switch {
+	case len(args) >= 2 && args[0] == "gateway":
+		return args[1] == "run" || args[1] == "start" || args[1] == "stop" || args[1] == "restart" || args[1] == "status"
+	case len(args) >= 2 && args[0] == "profile":
+		return args[1] == "create" || args[1] == "delete" || args[1] == "list"
+	case len(args) >= 1:
+		return args[0] == "healthcheck"
+	}
+	return false
 }
 
 // handOff execs the agent with argv preserved; its exit code is ours.

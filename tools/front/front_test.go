@@ -279,3 +279,18 @@ func fakeAgent(home string) func([]string) (int, error) {
 		return 64, nil
 	}
 }
+
+func TestOwnVerbsRefuseASystemDirectoryAsHome(t *testing.T) {
+	h := newHermes(t, nil, "/")
+	for _, args := range [][]string{
+		{"gateway", "run"}, {"gateway", "status"}, {"profile", "create", "x"}, {"profile", "list"}, {"healthcheck"},
+	} {
+		res := h.run(args...)
+		assert.Check(t, is.Equal(res.code, 1), "%q", args)
+		assert.Check(t, is.Contains(h.stderr.String(), `hermes: HERMES_HOME="/" is the root directory`), "%q", args)
+		assert.Check(t, !res.replaced, "%q: nothing run", args)
+	}
+	// The agent's own commands are the agent's business.
+	res := h.run("version")
+	assert.Check(t, res.replaced)
+}

@@ -47,18 +47,30 @@ func New() *Front {
 	}
 	f.Health = f.health
 	f.Admin = slotadmin.Remote{Stdout: os.Stdout, Stderr: os.Stderr}
-	if a, err := account.Lookup(User); err == nil {
+	if a, err := account.Lookup(User); err == nil && os.Geteuid() == 0 {
 		m.Group = a.GID
-		if os.Geteuid() == 0 {
-			// Files written for the hermes user belong to it, even when an
-			// operator runs `docker exec` as root.
-			f.UID, f.GID = a.UID, a.GID
-		}
+		// Files written for the hermes user belong to it, even when an
+		// operator runs `docker exec` as root.
+		f.UID, f.GID = a.UID, a.GID
 	}
-	if os.Geteuid() == 0 {
+	if ownsScanDir(m.ScanDir) {
 		f.Admin = slotadmin.Local{S6: m, Home: f.home()}
 	}
 	return f
+}
+
+// ownsScanDir: root, or the user the whole container runs as (--user, when
+// s6-overlay's preinit gave it /run): it registers slots itself.
+func ownsScanDir(dir string) bool {
+	if os.Geteuid() == 0 {
+		return true
+	}
+	st, err := os.Stat(dir)
+	if err != nil {
+		return false
+	}
+	sys, ok := st.Sys().(*syscall.Stat_t)
+	return ok && int(sys.Uid) == os.Geteuid()
 }
 
 // run runs the agent to completion; as root it runs as the hermes user so

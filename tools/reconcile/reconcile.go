@@ -64,6 +64,10 @@ func (o Outcome) String() string {
 
 // Run reconciles every profile and the dashboard, and returns the outcomes.
 func (r *Reconciler) Run() []Outcome {
+	if err := profile.CheckHome(r.Home); err != nil {
+		r.logf("%v; no slot is set up", err)
+		return nil
+	}
 	names, invalid, err := profile.List(r.Home)
 	if err != nil {
 		r.logf("cannot list profiles under %s: %v", r.Home, err)

@@ -427,3 +427,16 @@ func TestRemoveStalePidWithoutLivenessCheck(t *testing.T) {
 	assert.Check(t, errors.Is(err, os.ErrNotExist))
 	assert.Check(t, is.Contains(log.String(), "default: removed stale pid file"))
 }
+
+func TestReconcileRefusesASystemDirectoryAsHome(t *testing.T) {
+	scan := t.TempDir()
+	r, log := newReconciler(s6.New(scan), "/etc", []string{"gateway", "run"}, nil)
+	assert.Check(t, is.Len(r.Run(), 0))
+	assert.Check(t, is.Contains(log.String(), `HERMES_HOME="/etc" is /etc, a system directory`))
+	assert.Check(t, is.Contains(log.String(), "no slot is set up"))
+	entries, err := os.ReadDir(scan)
+	assert.NilError(t, err)
+	assert.Check(t, is.Len(entries, 0), "nothing installed")
+	_, err = os.Stat("/etc/" + profile.StateFile)
+	assert.Check(t, os.IsNotExist(err), "nothing written in /etc")
+}

@@ -127,10 +127,14 @@ func (w *Watcher) Scan() {
 func Describe(slot string, prev, cur s6.Status, known bool, restarts *int) []string {
 	var lines []string
 	switch {
+	case !known && cur.Up:
+		lines = append(lines, fmt.Sprintf("%s started (pid %d)", slot, cur.Pid))
+	case gaveUp(prev, cur, known):
+		// Started and exited 78 between two scans (or before the first):
+		// say both.
+		lines = append(lines, slot+" "+exitText(cur),
+			fmt.Sprintf("%s gave up after exit %d (fatal configuration): not restarting", slot, render.ExitConfig))
 	case !known:
-		if cur.Up {
-			lines = append(lines, fmt.Sprintf("%s started (pid %d)", slot, cur.Pid))
-		}
 	case prev.Up && cur.Up && prev.Pid != cur.Pid:
 		// Died and came back between two scans (how, when known, is in
 		// cur's exit code or signal).
@@ -151,12 +155,21 @@ func Describe(slot string, prev, cur s6.Status, known bool, restarts *int) []str
 		} else {
 			lines = append(lines, fmt.Sprintf("%s started (pid %d)", slot, cur.Pid))
 		}
-	case !prev.Up && !cur.Up && cur.ExitCode == render.ExitConfig && prev.WantUp && !cur.WantUp:
-		// Restarted and exited 78 between two scans: say both.
-		lines = append(lines, slot+" "+exitText(cur),
-			fmt.Sprintf("%s gave up after exit %d (fatal configuration): not restarting", slot, render.ExitConfig))
 	}
 	return lines
+}
+
+// gaveUp: the slot is down after exit 78 and s6 no longer wants it up, and
+// that is news: not the same death seen at the last scan (a status re-read
+// with nothing new keeps its up/down time running: it does not go back).
+// The start that led to it may never have been seen: a gateway that exits
+// 78 at once is up for milliseconds.
+func gaveUp(prev, cur s6.Status, known bool) bool {
+	if cur.Up || cur.WantUp || cur.ExitCode != render.ExitConfig {
+		return false
+	}
+	sameDeath := known && !prev.Up && !prev.WantUp && prev.ExitCode == render.ExitConfig && cur.Seconds >= prev.Seconds
+	return !sameDeath && !(known && prev.Up)
 }
 
 func exitText(st s6.Status) string {
