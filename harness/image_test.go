@@ -13,7 +13,7 @@ import (
 func TestImageScriptsAreWellFormed(t *testing.T) {
 	t.Parallel()
 	forEachSource(t, func(t *testing.T, image string) {
-		script := `find /etc/s6-overlay /etc/cont-init.d /etc/cont-finish.d /command/with-contenv -type f 2>/dev/null | while read -r f; do
+		script := `find /etc/s6-overlay /etc/hermes-s6 /etc/cont-init.d /etc/cont-finish.d /command/with-contenv -type f 2>/dev/null | while read -r f; do
   printf '%s %s %s' "$f" "$(stat -c %a "$f")" "$(od -An -tx1 -N3 "$f" | tr -d ' \n')-"
   if grep -q "$(printf '\r')" "$f"; then printf ' CRLF'; fi
   echo
