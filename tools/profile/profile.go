@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
 	"sort"
@@ -16,9 +17,6 @@ import (
 
 // Default is the profile that lives directly in $HERMES_HOME.
 const Default = "default"
-
-// StateFile is the name of the desired-state file in a profile directory.
-const StateFile = "gateway.desired.json"
 
 // PidFile is the gateway's pid file in a profile directory.
 const PidFile = "gateway.pid"
@@ -118,18 +116,85 @@ const (
 	Stopped Desired = "stopped"
 )
 
-type stateDoc struct {
-	Desired Desired   `json:"desired"`
-	Updated time.Time `json:"updated"`
-}
+// StateFile is the agent's runtime status file in a profile directory, which
+// also carries the operator's intent, "desired_state" (hermes-agent
+// 00067189, gateway/status.py _RUNTIME_STATUS_FILE; service_manager.py
+// _write_gateway_desired_state). The gateway rewrites the file while it
+// runs; the keys it does not know are kept (read, change, write back).
+const StateFile = "gateway_state.json"
+
+// LegacyStateFile is where hermes-s6 before 0.21.3 kept the desired state
+// ({"desired": "running"}): still read, replaced on the next write.
+const LegacyStateFile = "gateway.desired.json"
 
 // ErrNoState is returned by ReadState when no state was ever recorded.
 var ErrNoState = errors.New("no desired state recorded")
 
-// ReadState reads the desired state of the profile in dir. A missing file
-// is ErrNoState; a corrupt one is an error that says why.
+// ReadState reads the desired state of the profile in dir as the agent's
+// container boot does (hermes_cli/container_boot.py _read_desired_state):
+// "desired_state" if set, else the runtime "gateway_state" with draining and
+// degraded counting as running; anything else is stopped. Without the file,
+// the legacy file; without either, ErrNoState. A file that is not a JSON
+// object, or says something unknown, is an error that says why.
 func ReadState(dir string) (Desired, error) {
 	p := filepath.Join(dir, StateFile)
+	doc, err := readDoc(p)
+	if errors.Is(err, os.ErrNotExist) {
+		return readLegacy(dir)
+	}
+	if err != nil {
+		return "", err
+	}
+	if v, ok := doc["desired_state"]; ok {
+		var d Desired
+		if json.Unmarshal(v, &d) != nil || (d != Running && d != Stopped) {
+			return "", fmt.Errorf("corrupt state file %s: desired_state %s is neither \"running\" nor \"stopped\"", p, v)
+		}
+		return d, nil
+	}
+	if v, ok := doc["gateway_state"]; ok {
+		var g string
+		if json.Unmarshal(v, &g) != nil {
+			return "", fmt.Errorf("corrupt state file %s: gateway_state %s is not a string", p, v)
+		}
+		switch g {
+		case "running", "draining", "degraded":
+			return Running, nil
+		}
+		return Stopped, nil
+	}
+	return readLegacy(dir)
+}
+
+// maxStateFile bounds what is read of a state file: the agent's are a few
+// KiB; a larger one is not a state file.
+const maxStateFile = 1 << 20
+
+func readDoc(p string) (map[string]json.RawMessage, error) {
+	f, err := os.Open(p)
+	if err != nil {
+		return nil, err
+	}
+	defer f.Close()
+	b, err := io.ReadAll(io.LimitReader(f, maxStateFile+1))
+	if err != nil {
+		return nil, err
+	}
+	if len(b) > maxStateFile {
+		return nil, fmt.Errorf("corrupt state file %s: larger than %d bytes", p, maxStateFile)
+	}
+	var doc map[string]json.RawMessage
+	if err := json.Unmarshal(b, &doc); err != nil || doc == nil {
+		if err == nil {
+			err = errors.New("not a JSON object")
+		}
+		return nil, fmt.Errorf("corrupt state file %s: %v", p, err)
+	}
+	return doc, nil
+}
+
+func readLegacy(dir string) (Desired, error) {
+	p := filepath.Join(dir, LegacyStateFile)
 	b, err := os.ReadFile(p)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", ErrNoState
@@ -137,7 +202,9 @@ func ReadState(dir string) (Desired, error) {
 	if err != nil {
 		return "", err
 	}
-	var doc stateDoc
+	var doc struct {
+		Desired Desired `json:"desired"`
+	}
 	if err := json.Unmarshal(b, &doc); err != nil {
 		return "", fmt.Errorf("corrupt state file %s: %v", p, err)
 	}
@@ -147,10 +214,20 @@ func ReadState(dir string) (Desired, error) {
 	return doc.Desired, nil
 }
 
-// WriteState records the desired state atomically: temp file, fsync,
-// rename, fsync of the directory. uid/gid >= 0 chown the file.
+// WriteState records the desired state as the agent does: "desired_state"
+// and "updated_at" (Unix seconds) set in the profile's state file, every
+// other key kept (a file that is not a JSON object is replaced). Atomic: temp
+// file, fsync, rename, fsync of the directory; a failed write leaves the
+// previous file as it was. uid/gid >= 0 chown the file. The legacy file, if
+// any, is removed afterwards.
 func WriteState(dir string, d Desired, uid, gid int) error {
-	b, err := json.Marshal(stateDoc{Desired: d, Updated: time.Now().UTC()})
+	doc, err := readDoc(filepath.Join(dir, StateFile))
+	if err != nil {
+		doc = map[string]json.RawMessage{}
+	}
+	doc["desired_state"], _ = json.Marshal(d)
+	doc["updated_at"], _ = json.Marshal(time.Now().Unix())
+	b, err := json.Marshal(doc)
 	if err != nil {
 		return err
 	}
@@ -189,6 +266,7 @@ func WriteState(dir string, d Desired, uid, gid int) error {
 		d.Sync()
 		d.Close()
 	}
+	os.Remove(filepath.Join(dir, LegacyStateFile))
 	return nil
 }
 

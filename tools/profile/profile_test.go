@@ -1,6 +1,8 @@
 package profile
 
 import (
+	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
@@ -80,9 +82,17 @@ func TestStateRoundTripAndErrors(t *testing.T) {
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte("{garbage"), 0o644))
 	_, err = ReadState(dir)
 	assert.Check(t, is.ErrorContains(err, "corrupt state file"))
-	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(`{"desired":"sideways"}`), 0o644))
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(`{"desired_state":"sideways"}`), 0o644))
 	_, err = ReadState(dir)
-	assert.Check(t, is.ErrorContains(err, `"sideways" is neither running nor stopped`))
+	assert.Check(t, is.ErrorContains(err, `desired_state "sideways" is neither "running" nor "stopped"`))
+	for _, bad := range []string{"", "[]", "null", "42", "\x00\x01binary"} {
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(bad), 0o644))
+		_, err = ReadState(dir)
+		assert.Check(t, is.ErrorContains(err, "corrupt state file"), "%q", bad)
+	}
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), bytes.Repeat([]byte(" "), 2<<20), 0o644))
+	_, err = ReadState(dir)
+	assert.Check(t, is.ErrorContains(err, "larger than"))
 
 	err = WriteState(filepath.Join(dir, "missing"), Running, -1, -1)
 	assert.Check(t, is.ErrorContains(err, "recording desired state"))
@@ -113,4 +123,55 @@ func TestCheckHome(t *testing.T) {
 	link := filepath.Join(t.TempDir(), "data")
 	assert.NilError(t, os.Symlink("/usr/lib", link))
 	assert.Check(t, is.ErrorContains(CheckHome(link), "inside /usr"), "through a symlink")
+}
+
+func TestStateIsTheAgentsFile(t *testing.T) {
+	// A volume written by the upstream image: the gateway's runtime record,
+	// with or without the operator's desired_state
+	// (hermes_cli/container_boot.py _read_desired_state).
+	dir := t.TempDir()
+	for doc, want := range map[string]Desired{
+		`{"pid":7,"gateway_state":"running","platforms":{}}`:    Running,
+		`{"gateway_state":"draining"}`:                          Running,
+		`{"gateway_state":"degraded"}`:                          Running,
+		`{"gateway_state":"stopped"}`:                           Stopped,
+		`{"gateway_state":"startup_failed"}`:                    Stopped,
+		`{"gateway_state":"starting"}`:                          Stopped,
+		`{"gateway_state":"running","desired_state":"stopped"}`: Stopped,
+		`{"gateway_state":"stopped","desired_state":"running"}`: Running,
+		`{"gateway_state":"running","desired_state":"running","timestamp":1,"migrated_from":"legacy-container-cmd"}`: Running,
+	} {
+		assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(doc), 0o644))
+		d, err := ReadState(dir)
+		assert.NilError(t, err, doc)
+		assert.Check(t, is.Equal(d, want), doc)
+	}
+
+	// A write keeps what the gateway wrote and sets the intent.
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(`{"pid":7,"gateway_state":"running","platforms":{"telegram":{"state":"connected"}}}`), 0o644))
+	assert.NilError(t, WriteState(dir, Stopped, -1, -1))
+	b, err := os.ReadFile(filepath.Join(dir, StateFile))
+	assert.NilError(t, err)
+	var doc map[string]any
+	assert.NilError(t, json.Unmarshal(b, &doc))
+	assert.Check(t, is.Equal(doc["desired_state"], "stopped"))
+	assert.Check(t, is.Equal(doc["gateway_state"], "running"))
+	assert.Check(t, is.Equal(doc["pid"], 7.0))
+	assert.Check(t, is.DeepEqual(doc["platforms"], map[string]any{"telegram": map[string]any{"state": "connected"}}))
+	_, isNumber := doc["updated_at"].(float64)
+	assert.Check(t, isNumber, "updated_at is Unix seconds, as the agent writes it: %v", doc["updated_at"])
+}
+
+func TestLegacyStateIsReadAndReplaced(t *testing.T) {
+	dir := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(dir, LegacyStateFile), []byte(`{"desired":"running","updated":"2026-01-01T00:00:00Z"}`), 0o644))
+	d, err := ReadState(dir)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(d, Running))
+	assert.NilError(t, WriteState(dir, Stopped, -1, -1))
+	_, err = os.Stat(filepath.Join(dir, LegacyStateFile))
+	assert.Check(t, os.IsNotExist(err), "the legacy file is gone once the agent's file has the state")
+	d, err = ReadState(dir)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(d, Stopped))
 }

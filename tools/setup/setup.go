@@ -8,6 +8,7 @@ package setup
 import (
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -106,12 +107,40 @@ func rewrite(path string, edit func([]string) []string) error {
 	return os.WriteFile(path, []byte(out), 0o644)
 }
 
+// agentFiles are what the agent keeps in a profile's home, by name
+// (hermes-agent 00067189: gateway/status.py, hermes_state, profiles.py;
+// upstream's stage2 hook repairs the same list). A `docker exec` as root
+// before hermes-s6 ran the agent as hermes could leave them root's.
+var agentFiles = []string{
+	".env", "config.yaml", "SOUL.md", "auth.json", "auth.lock", "active_profile",
+	"state.db", "state.db-wal", "state.db-shm", "hermes_state.db",
+	"response_store.db", "response_store.db-wal", "response_store.db-shm",
+	"gateway.pid", "gateway.lock", "gateway_state.json", "gateway.desired.json", "processes.json",
+}
+
+// agentDirs are the agent's directories in a profile's home, repaired with
+// everything below them (upstream's stage2 hook does the same).
+var agentDirs = []string{
+	"cron", "sessions", "memories", "skills", "skins", "hooks", "plans", "workspace", "home",
+	"pairing", "platforms", "logs",
+}
+
 // Allowlist is the set of paths under $HERMES_HOME whose ownership is
-// repaired (globs, relative to home). Nothing else is ever chowned.
-var Allowlist = []string{
-	".", "logs", "logs/container-boot.log", "logs/gateways", "logs/gateways/*", "logs/gateways/*/*",
-	"profiles", "profiles/*", "profiles/*/gateway.desired.json", "profiles/*/gateway.pid",
-	"gateway.desired.json", "gateway.pid",
+// repaired (globs, relative to home; "DIR/**" is DIR and everything below
+// it). Nothing else is ever chowned, and never through a symlink.
+var Allowlist = allowlist()
+
+func allowlist() []string {
+	l := []string{".", "profiles", "profiles/*"}
+	for _, prefix := range []string{"", "profiles/*/"} {
+		for _, f := range agentFiles {
+			l = append(l, prefix+f)
+		}
+		for _, d := range agentDirs {
+			l = append(l, prefix+d+"/**")
+		}
+	}
+	return l
 }
 
 // Tree creates the directories the gateways need.
@@ -134,7 +163,7 @@ func PrepareHome(home string, acc Account) ([]string, error) {
 		}
 	}
 	for _, pattern := range Allowlist {
-		matches, _ := filepath.Glob(filepath.Join(home, pattern))
+		matches := expand(home, pattern)
 		for _, p := range matches {
 			st, err := os.Lstat(p)
 			if err != nil || st.Mode()&os.ModeSymlink != 0 || throughSymlink(home, p) {
@@ -151,6 +180,27 @@ func PrepareHome(home string, acc Account) ([]string, error) {
 		}
 	}
 	return changed, nil
+}
+
+// expand lists what pattern names under home; "DIR/**" walks DIR without
+// following symlinks (they are listed, and skipped by the caller).
+func expand(home, pattern string) []string {
+	dir, recursive := strings.CutSuffix(pattern, "/**")
+	matches, _ := filepath.Glob(filepath.Join(home, dir))
+	if !recursive {
+		return matches
+	}
+	var out []string
+	for _, m := range matches {
+		filepath.WalkDir(m, func(p string, d fs.DirEntry, err error) error {
+			if err != nil {
+				return nil
+			}
+			out = append(out, p)
+			return nil
+		})
+	}
+	return out
 }
 
 // throughSymlink reports whether p is reached from home through a symlinked

@@ -154,16 +154,18 @@ func TestPrepareHome(t *testing.T) {
 	assert.Check(t, is.DeepEqual(changed, []string{home, filepath.Join(home, "logs"), filepath.Join(home, "logs/gateways"), filepath.Join(home, "profiles")}))
 
 	// Files root left behind: allowlisted ones are repaired, others not.
-	for _, p := range []string{"logs/container-boot.log", "logs/gateways/work/current", "profiles/work/gateway.desired.json",
-		"profiles/work/gateway.pid", "gateway.pid", "config.yaml", "profiles/work/config.yaml", "profiles/work/skills/a.md"} {
+	for _, p := range []string{"logs/container-boot.log", "logs/gateways/work/current", "profiles/work/gateway_state.json",
+		"profiles/work/gateway.pid", "gateway.pid", "notes.txt", "profiles/work/backups/a.md", "profiles/work/skills/a.md",
+		".env", "auth.json", "state.db", "cron/jobs.json"} {
 		touch(t, filepath.Join(home, p))
 	}
 	// Symlinks pointing out of the volume, where allowlisted names are.
 	outside := t.TempDir()
-	touch(t, filepath.Join(outside, "gateway.desired.json"))
+	touch(t, filepath.Join(outside, "gateway_state.json"))
 	touch(t, filepath.Join(outside, "gateway.pid"))
 	touch(t, filepath.Join(outside, "current"))
-	assert.NilError(t, os.Symlink(filepath.Join(outside, "gateway.desired.json"), filepath.Join(home, "gateway.desired.json")))
+	assert.NilError(t, os.Symlink(filepath.Join(outside, "gateway_state.json"), filepath.Join(home, "gateway_state.json")))
+	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "sessions")))
 	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "profiles", "evil")))
 	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "logs", "gateways", "evil")))
 
@@ -171,8 +173,8 @@ func TestPrepareHome(t *testing.T) {
 	assert.NilError(t, err)
 	sort.Strings(changed)
 	var want []string
-	for _, p := range []string{"gateway.pid", "logs/container-boot.log", "logs/gateways/work", "logs/gateways/work/current",
-		"profiles/work", "profiles/work/gateway.desired.json", "profiles/work/gateway.pid"} {
+	for _, p := range []string{".env", "auth.json", "cron", "cron/jobs.json", "gateway.pid", "logs/container-boot.log", "logs/gateways/work", "logs/gateways/work/current",
+		"profiles/work", "profiles/work/gateway.pid", "profiles/work/gateway_state.json", "profiles/work/skills", "profiles/work/skills/a.md", "state.db"} {
 		want = append(want, filepath.Join(home, p))
 	}
 	assert.Check(t, is.DeepEqual(changed, want))
@@ -180,12 +182,12 @@ func TestPrepareHome(t *testing.T) {
 		uid, gid := owner(t, p)
 		assert.Check(t, uid == acc.UID && gid == acc.GID, "%s is %d:%d", p, uid, gid)
 	}
-	for _, p := range []string{"config.yaml", "profiles/work/config.yaml", "profiles/work/skills", "profiles/work/skills/a.md",
-		"gateway.desired.json", "profiles/evil", "logs/gateways/evil"} {
+	for _, p := range []string{"notes.txt", "profiles/work/backups", "profiles/work/backups/a.md",
+		"gateway_state.json", "sessions", "profiles/evil", "logs/gateways/evil"} {
 		uid, gid := owner(t, filepath.Join(home, p))
 		assert.Check(t, uid == 0 && gid == 0, "%s must be left alone, is %d:%d", p, uid, gid)
 	}
-	for _, p := range []string{"", "gateway.desired.json", "gateway.pid", "current"} {
+	for _, p := range []string{"", "gateway_state.json", "gateway.pid", "current"} {
 		uid, gid := owner(t, filepath.Join(outside, p))
 		assert.Check(t, uid == 0 && gid == 0, "outside/%s must never be touched, is %d:%d", p, uid, gid)
 	}
