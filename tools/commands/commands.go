@@ -19,7 +19,6 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/contenv"
 	"github.com/hermes-agent/hermes-s6/tools/entrypoint"
 	"github.com/hermes-agent/hermes-s6/tools/front"
-	"github.com/hermes-agent/hermes-s6/tools/health"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/reconcile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
@@ -84,7 +83,7 @@ func inProcess(path string, argv []string) func() int {
 }
 
 // probe is the readiness check of a gateway slot, run once per start by
-// s6-notifyoncheck: it polls the profile's /health itself, cheaply and in
+// s6-notifyoncheck: it polls the profile's gateway itself (front.Probe), cheaply and in
 // one process (a probe process per poll would swamp a container starting
 // many gateways), and exits 0 once it answers, or 1 after probeWindow so
 // s6-notifyoncheck can try again. It polls every 10 ms at first (an agent
@@ -96,10 +95,11 @@ func probe(args []string) int {
 		fmt.Fprintln(os.Stderr, "usage: hermes-s6 probe PROFILE")
 		return 2
 	}
-	port := front.GatewayPort(profile.Home(os.Getenv), args[0], os.Getenv)
+	home := profile.Home(os.Getenv)
 	deadline := time.Now().Add(probeWindow)
 	for wait := 10 * time.Millisecond; ; wait = min(wait*3/2, 250*time.Millisecond) {
-		if health.Check(port, 500*time.Millisecond) == nil {
+		err := front.Probe(home, args[0], os.Getenv, 500*time.Millisecond)
+		if err == nil {
 			return 0
 		}
 		if time.Now().After(deadline) {

@@ -10,6 +10,7 @@ import (
 	"io"
 	"strings"
 
+	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -45,6 +46,11 @@ type Front struct {
 	// Admin registers and removes profile slots: in this process for root,
 	// through the root admin service (s6-sudo) for hermes.
 	Admin slotadmin.Registrar
+	// Euid is the effective uid (os.Geteuid).
+	Euid int
+	// BecomeHermes drops root to the hermes user before the agent is exec'd
+	// for a command the front hands off; nil: stay who we are.
+	BecomeHermes func() error
 	// Chdir changes the working directory (os.Chdir); nil: never.
 	Chdir func(string) error
 	// CMD returns the container's command line (reconcile.FindCMD); nil: none.
@@ -180,14 +186,54 @@ func ownVerb(args []string) bool {
 	return false
 }
 
-// handOff execs the agent with argv preserved; its exit code is ours.
+// ExecAsRootEnv, when truthy, lets `docker exec` as root run the agent as
+// root (upstream's docker/hermes-exec-shim.sh honours the same name).
+const ExecAsRootEnv = "HERMES_DOCKER_EXEC_AS_ROOT"
+
+// handOff execs the agent with argv preserved; its exit code is ours. As
+// root (`docker exec CONTAINER hermes …`) it first becomes hermes, so that
+// what the agent writes in the volume is hermes's, as upstream's image does.
 func (f *Front) handOff(args []string) error {
 	bin := f.agentBin()
 	argv := append([]string{bin}, args...)
-	if err := f.Exec(bin, argv, f.Environ); err != nil {
+	if f.BecomeHermes != nil && !profile.Truthy(f.Getenv(ExecAsRootEnv)) {
+		if err := f.BecomeHermes(); err != nil {
+			return fail(1, "cannot become the hermes user to run the agent: %v (set %s=1 to run it as root)", err, ExecAsRootEnv)
+		}
+	}
+	if err := f.Exec(bin, argv, f.agentEnv()); err != nil {
 		return fail(127, "cannot run the agent %s: %v (set HERMES_AGENT_BIN)", bin, err)
 	}
 	return nil
+}
+
+// agentEnv is the agent's environment: HOME is $HERMES_HOME, as upstream's
+// run scripts export it (libraries keep their state under $HOME).
+func (f *Front) agentEnv() []string {
+	env := make([]string, 0, len(f.Environ)+1)
+	for _, kv := range f.Environ {
+		if !strings.HasPrefix(kv, "HOME=") {
+			env = append(env, kv)
+		}
+	}
+	return append(env, "HOME="+f.home())
+}
+
+// ensureAPIKey gives the profile's gateway an API server key if it has none
+// (agentcfg.EnsureAPIKey): without one the agent serves no /health. As
+// root it does nothing (the gateway runs as hermes and writes its own).
+func (f *Front) ensureAPIKey(name string) {
+	if f.Euid == 0 {
+		return
+	}
+	dir := profile.Dir(f.home(), name)
+	gen, err := agentcfg.EnsureAPIKey(dir, f.Getenv, f.Euid)
+	switch {
+	case err != nil:
+		fmt.Fprintf(f.Stderr, "hermes: warning: no API_SERVER_KEY for profile %s and none could be written to %s/.env: %v (the gateway will serve no /health)\n", name, dir, err)
+	case gen:
+		fmt.Fprintf(f.Stderr, "hermes: generated an API_SERVER_KEY for profile %s in %s/.env (turns on its API server and /health)\n", name, dir)
+	}
 }
 
 // supervisedChildSetup moves a supervised child (started by a run script,

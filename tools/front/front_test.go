@@ -57,11 +57,6 @@ func TestOptOutTruthinessIsStrict(t *testing.T) {
 	}
 }
 
-func TestWithoutDropsTheFlagOnlyBeforeDoubleDash(t *testing.T) {
-	got := without([]string{"--no-supervise", "--replace", "--", "--no-supervise"}, "--no-supervise")
-	assert.DeepEqual(t, got, []string{"--replace", "--", "--no-supervise"})
-}
-
 func TestBreadcrumb(t *testing.T) {
 	running := Breadcrumb("gateway-default", profile.Running)
 	golden.Assert(t, running, "breadcrumb-running.golden")
@@ -78,8 +73,9 @@ func TestForegroundExecsTheAgentWithArgvPreserved(t *testing.T) {
 	assert.Check(t, res.replaced, "the front must become the agent")
 	assert.Assert(t, res.exec != nil)
 	assert.Check(t, is.Equal(res.exec.Path, agentBin))
-	assert.Check(t, is.DeepEqual(res.exec.Argv, []string{agentBin, "-p", "work", "gateway", "run", "--replace", "--verbose"}))
-	assert.Check(t, is.DeepEqual(res.exec.Env, h.front.Environ))
+	assert.Check(t, is.DeepEqual(res.exec.Argv, []string{agentBin, "-p", "work", "gateway", "run", "--replace", "--no-supervise", "--verbose"}),
+		"--no-supervise reaches the agent, or its own s6 redirect would supervise it after all")
+	assert.Check(t, is.DeepEqual(res.exec.Env, append(h.front.Environ, "HOME="+home)))
 	assert.Check(t, is.Equal(h.stderr.String(), ""), "no breadcrumb in the foreground")
 }
 
@@ -94,7 +90,8 @@ func TestForegroundAgentMissing(t *testing.T) {
 }
 
 func TestUnknownCommandsAreHandedToTheAgent(t *testing.T) {
-	h := newHermes(t, nil, t.TempDir())
+	home := t.TempDir()
+	h := newHermes(t, nil, home)
 	for _, args := range [][]string{
 		{"chat", "--model", "x y", "--", "-p"},
 		{"-p", "work", "chat"},
@@ -110,7 +107,7 @@ func TestUnknownCommandsAreHandedToTheAgent(t *testing.T) {
 		assert.Assert(t, res.exec != nil, "%q", args)
 		assert.Check(t, is.Equal(res.exec.Path, agentBin))
 		assert.Check(t, is.DeepEqual(res.exec.Argv, append([]string{agentBin}, args...)))
-		assert.Check(t, is.DeepEqual(res.exec.Env, h.front.Environ))
+		assert.Check(t, is.DeepEqual(res.exec.Env, append(h.front.Environ, "HOME="+home)))
 	}
 }
 
@@ -218,7 +215,7 @@ func TestProfileCreateAndDeleteWithoutS6(t *testing.T) {
 	assert.Check(t, is.Equal(res.code, 0))
 	assert.Check(t, is.Equal(h.stdout.String(), "created profile work\n"))
 	assert.Check(t, is.DeepEqual(h.runs[0].Argv, []string{agentBin, "profile", "create", "work"}))
-	assert.Check(t, is.DeepEqual(h.runs[0].Env, h.front.Environ))
+	assert.Check(t, is.DeepEqual(h.runs[0].Env, append(h.front.Environ, "HOME="+home)))
 
 	res = h.run("profile", "list")
 	assert.Check(t, is.Equal(res.code, 0))
@@ -267,7 +264,7 @@ func TestHealthcheckOutsideS6(t *testing.T) {
 // fakeAgent creates and deletes profile directories as the real agent does.
 func fakeAgent(home string) func([]string) (int, error) {
 	return func(argv []string) (int, error) {
-		if len(argv) == 4 && argv[1] == "profile" {
+		if (len(argv) == 4 || len(argv) == 5 && argv[4] == "--yes") && argv[1] == "profile" {
 			dir := filepath.Join(home, "profiles", argv[3])
 			switch argv[2] {
 			case "create":

@@ -12,6 +12,7 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
 
+	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
@@ -109,8 +110,8 @@ func TestGatewayRunForegroundUnderS6(t *testing.T) {
 			assert.Check(t, res.replaced)
 			assert.Assert(t, res.exec != nil)
 			want := append([]string{agentBin}, tc.args...)
-			want = without(want, "--no-supervise")
-			assert.Check(t, is.DeepEqual(res.exec.Argv, want))
+			assert.Check(t, is.DeepEqual(res.exec.Argv, want), "the agent gets the command line as given (--no-supervise too)")
+			assert.Check(t, is.Contains(res.exec.Env, "HOME="+home), "the agent's HOME is HERMES_HOME")
 			assert.Check(t, is.Equal(h.stderr.String(), ""))
 		})
 	}
@@ -380,7 +381,8 @@ func TestProfileCreateListDeleteUnderS6(t *testing.T) {
 	assert.Check(t, is.Equal(res.code, 0))
 	assert.Check(t, is.Equal(h.stdout.String(), "deleted profile work\n"))
 	assert.Check(t, !slotAtDelete, "the slot is stopped and removed before the agent deletes the profile")
-	assert.Check(t, is.DeepEqual(h.runs[len(h.runs)-1].Argv, []string{agentBin, "profile", "delete", "work"}))
+	assert.Check(t, is.DeepEqual(h.runs[len(h.runs)-1].Argv, []string{agentBin, "profile", "delete", "work", "--yes"}),
+		"--yes: the agent would ask for a confirmation and, with no terminal, cancel")
 	assert.Check(t, !m.Exists("gateway-work"))
 	assert.Check(t, !profile.Exists(home, "work"))
 
@@ -419,4 +421,47 @@ func TestGatewayAllWithoutAScanDirectory(t *testing.T) {
 	res := h.run("gateway", "stop", "--all")
 	assert.Check(t, is.Equal(res.code, 1))
 	assert.Check(t, is.Equal(h.stderr.String(), "hermes: open "+gone+": no such file or directory\n"))
+}
+
+func TestForegroundGatewayGetsAnAPIKeyOnce(t *testing.T) {
+	home := t.TempDir()
+	h := newHermes(t, nil, home)
+	h.front.Euid = 10000
+	res := h.run("gateway", "run")
+	assert.Check(t, res.replaced)
+	assert.Check(t, is.Contains(h.stderr.String(), "hermes: generated an API_SERVER_KEY for profile default in "+home+"/.env"))
+	env, err := agentcfg.DotEnv(filepath.Join(home, ".env"))
+	assert.NilError(t, err)
+	key := env["API_SERVER_KEY"]
+	assert.Check(t, is.Len(key, 64))
+	assert.Check(t, !strings.Contains(h.stderr.String(), key), "the key is never printed")
+	res = h.run("gateway", "run")
+	assert.Check(t, res.replaced)
+	assert.Check(t, is.Equal(h.stderr.String(), ""), "once is enough")
+
+	// Root writes nothing into the volume.
+	other := t.TempDir()
+	h = newHermes(t, nil, other)
+	h.front.Euid = 0
+	h.run("gateway", "run")
+	_, err = os.Stat(filepath.Join(other, ".env"))
+	assert.Check(t, os.IsNotExist(err))
+}
+
+func TestHandOffBecomesHermesAsRoot(t *testing.T) {
+	h := newHermes(t, nil, t.TempDir())
+	dropped := 0
+	h.front.BecomeHermes = func() error { dropped++; return nil }
+	res := h.run("chat", "-q", "hi")
+	assert.Check(t, res.replaced)
+	assert.Check(t, is.Equal(dropped, 1), "root runs the agent as hermes")
+	h.env[ExecAsRootEnv] = "1"
+	h.run("chat")
+	assert.Check(t, is.Equal(dropped, 1), "unless %s=1", ExecAsRootEnv)
+	delete(h.env, ExecAsRootEnv)
+	h.front.BecomeHermes = func() error { return errors.New("no such user") }
+	res = h.run("chat")
+	assert.Check(t, is.Equal(res.code, 1))
+	assert.Check(t, is.Contains(h.stderr.String(), "cannot become the hermes user to run the agent: no such user"))
+	assert.Check(t, !res.replaced, "nothing run as root")
 }

@@ -16,6 +16,16 @@ func (f *Front) profileCmd(verb string, args []string) error {
 		}
 		return f.profileList()
 	}
+	if verb == "delete" {
+		// The agent's own confirmation flag: accepted, and implied.
+		var rest []string
+		for _, a := range args {
+			if a != "-y" && a != "--yes" {
+				rest = append(rest, a)
+			}
+		}
+		args = rest
+	}
 	if len(args) != 1 {
 		return fail(2, "usage: hermes profile %s NAME", verb)
 	}
@@ -35,7 +45,7 @@ func (f *Front) profileCmd(verb string, args []string) error {
 // agent runs the agent to completion (not exec) with args.
 func (f *Front) agent(args ...string) error {
 	bin := f.agentBin()
-	code, err := f.Run(bin, append([]string{bin}, args...), f.Environ)
+	code, err := f.Run(bin, append([]string{bin}, args...), f.agentEnv())
 	if err != nil {
 		return fail(127, "cannot run the agent %s: %v", bin, err)
 	}
@@ -73,7 +83,10 @@ func (f *Front) profileDelete(name string) error {
 			return fail(exitCodeOf(err), "stopping and removing %s: %v", slot, err)
 		}
 	}
-	if err := f.agent("profile", "delete", name); err != nil {
+	// --yes: the agent asks "Type 'NAME' to confirm" otherwise, and with no
+	// terminal prints "Cancelled." and exits 0 (hermes_cli/profiles.py
+	// delete_profile): the front has decided already.
+	if err := f.agent("profile", "delete", name, "--yes"); err != nil {
 		return err
 	}
 	fmt.Fprintf(f.Stdout, "deleted profile %s\n", name)

@@ -49,19 +49,6 @@ func hasFlag(args []string, flag string) bool {
 	return false
 }
 
-func without(args []string, flag string) []string {
-	out := make([]string, 0, len(args))
-	for i, a := range args {
-		if a == "--" {
-			return append(out, args[i:]...)
-		}
-		if a != flag {
-			out = append(out, a)
-		}
-	}
-	return out
-}
-
 // Breadcrumb is printed on stderr when `gateway run` is redirected.
 func Breadcrumb(slot string, desired profile.Desired) string {
 	lines := []string{
@@ -88,11 +75,15 @@ func Breadcrumb(slot string, desired profile.Desired) string {
 func (f *Front) gatewayRun(inv invocation, args []string) error {
 	mode, _ := Decide(f.UnderS6, f.Getenv, args)
 	if mode == Foreground {
+		// The agent gets the command line as given: --no-supervise too, or
+		// the agent's own s6 redirect (hermes_cli/gateway.py
+		// _maybe_redirect_run_to_s6_supervision) would supervise it after all.
+		f.ensureAPIKey(inv.profile)
 		bin := f.agentBin()
 		argv := append([]string{bin}, inv.global...)
 		argv = append(argv, "gateway", "run")
-		argv = append(argv, without(args, "--no-supervise")...)
-		if err := f.Exec(bin, argv, f.Environ); err != nil {
+		argv = append(argv, args...)
+		if err := f.Exec(bin, argv, f.agentEnv()); err != nil {
 			return fail(127, "cannot run the agent %s: %v (set HERMES_AGENT_BIN)", bin, err)
 		}
 		return nil

@@ -2,16 +2,16 @@ package front
 
 import (
 	"bufio"
+	"fmt"
 	"os"
 	"os/exec"
 	"os/signal"
-	"path/filepath"
-	"strconv"
 	"strings"
 	"syscall"
 	"time"
 
 	"github.com/hermes-agent/hermes-s6/tools/account"
+	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
 	"github.com/hermes-agent/hermes-s6/tools/health"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/reconcile"
@@ -47,11 +47,13 @@ func New() *Front {
 	}
 	f.Health = f.health
 	f.Admin = slotadmin.Remote{Stdout: os.Stdout, Stderr: os.Stderr}
+	f.Euid = os.Geteuid()
 	if a, err := account.Lookup(User); err == nil && os.Geteuid() == 0 {
 		m.Group = a.GID
 		// Files written for the hermes user belong to it, even when an
 		// operator runs `docker exec` as root.
 		f.UID, f.GID = a.UID, a.GID
+		f.BecomeHermes = a.Become
 	}
 	if ownsScanDir(m.ScanDir) {
 		f.Admin = slotadmin.Local{S6: m, Home: f.home()}
@@ -126,30 +128,23 @@ func history(slot string, n int) []string {
 	return lines
 }
 
-// GatewayPort is the API port of a profile's gateway: api_server_port in the
-// profile's config.yaml, else API_SERVER_PORT, else 8642.
-func GatewayPort(home, name string, getenv func(string) string) int {
-	if b, err := os.ReadFile(filepath.Join(profile.Dir(home, name), "config.yaml")); err == nil {
-		for _, line := range strings.Split(string(b), "\n") {
-			if v, ok := strings.CutPrefix(line, "api_server_port:"); ok {
-				if p, err := strconv.Atoi(strings.Trim(strings.TrimSpace(v), `"'`)); err == nil {
-					return p
-				}
-			}
-		}
-	}
-	if p, err := strconv.Atoi(getenv("API_SERVER_PORT")); err == nil {
-		return p
-	}
-	return 8642
-}
-
 func (f *Front) health(name string) error {
 	return Probe(f.home(), name, f.Getenv, 3*time.Second)
 }
 
-// Probe asks a profile's gateway for /health on 127.0.0.1: nil when it
-// answers 200. It is the readiness check of the gateway slots.
+// Probe asks a profile's gateway whether it serves: /health/detailed on its
+// API port (as the agent resolves it, agentcfg.Port) answers with the pid in
+// its pid file. It is the readiness check of the gateway slots and the
+// image's HEALTHCHECK.
 func Probe(home, name string, getenv func(string) string, timeout time.Duration) error {
-	return health.Check(GatewayPort(home, name, getenv), timeout)
+	dir := profile.Dir(home, name)
+	port, err := agentcfg.Port(dir, getenv)
+	if err != nil {
+		return err
+	}
+	pid, err := agentcfg.GatewayPid(dir)
+	if err != nil {
+		return fmt.Errorf("no gateway pid yet: %v", err)
+	}
+	return health.Serving(port, pid, timeout)
 }

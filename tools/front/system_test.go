@@ -1,6 +1,7 @@
 package front
 
 import (
+	"fmt"
 	"net"
 	"net/http"
 	"net/http/httptest"
@@ -20,31 +21,10 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 )
 
-func writeConfig(t *testing.T, home, name, body string) {
+func writeProfileFile(t *testing.T, home, name, file, body string) {
 	t.Helper()
 	mkProfile(t, home, name)
-	assert.NilError(t, os.WriteFile(filepath.Join(home, "profiles", name, "config.yaml"), []byte(body), 0o644))
-}
-
-func TestGatewayPort(t *testing.T) {
-	home := t.TempDir()
-	writeConfig(t, home, "quoted", "model: x\napi_server_port: \"9001\"\n")
-	writeConfig(t, home, "plain", "api_server_port: 9002\n")
-	writeConfig(t, home, "garbage", "api_server_port: soon\n")
-	for _, tc := range []struct {
-		name string
-		env  map[string]string
-		want int
-	}{
-		{"quoted", nil, 9001},
-		{"plain", map[string]string{"API_SERVER_PORT": "7000"}, 9002},
-		{"garbage", map[string]string{"API_SERVER_PORT": "7000"}, 7000},
-		{"missing", map[string]string{"API_SERVER_PORT": "7001"}, 7001},
-		{"missing", map[string]string{"API_SERVER_PORT": "x"}, 8642},
-		{"missing", nil, 8642},
-	} {
-		assert.Check(t, is.Equal(GatewayPort(home, tc.name, envOf(tc.env)), tc.want), "%s %v", tc.name, tc.env)
-	}
+	assert.NilError(t, os.WriteFile(filepath.Join(home, "profiles", name, file), []byte(body), 0o600))
 }
 
 func serverPort(t *testing.T, srv *httptest.Server) string {
@@ -53,29 +33,39 @@ func serverPort(t *testing.T, srv *httptest.Server) string {
 	return port
 }
 
-func TestHealthAsksTheGatewaysHealthEndpoint(t *testing.T) {
+func TestHealthAsksTheProfilesOwnGateway(t *testing.T) {
 	home := t.TempDir()
-	healthy := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/health" {
-			http.NotFound(w, r)
-		}
-	}))
-	defer healthy.Close()
-	sick := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		http.Error(w, "starting", http.StatusServiceUnavailable)
-	}))
-	defer sick.Close()
-	writeConfig(t, home, "good", "api_server_port: "+serverPort(t, healthy)+"\n")
-	writeConfig(t, home, "bad", "api_server_port: "+serverPort(t, sick)+"\n")
+	gateway := func(pid int) *httptest.Server {
+		srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+			if r.URL.Path != "/health/detailed" {
+				http.NotFound(w, r)
+				return
+			}
+			fmt.Fprintf(w, `{"status":"ok","platform":"hermes-agent","pid":%d}`, pid)
+		}))
+		t.Cleanup(srv.Close)
+		return srv
+	}
+	good := gateway(100)
+	// good: its port in its .env, its pid file names the server's pid.
+	writeProfileFile(t, home, "good", ".env", "API_SERVER_PORT="+serverPort(t, good)+"\n")
+	writeProfileFile(t, home, "good", "gateway.pid", `{"pid":100,"kind":"hermes-gateway"}`)
+	// other: left on good's port, its own gateway does not listen there.
+	writeProfileFile(t, home, "other", ".env", "API_SERVER_PORT="+serverPort(t, good)+"\n")
+	writeProfileFile(t, home, "other", "gateway.pid", "200\n")
+	// starting: no pid file yet.
+	writeProfileFile(t, home, "starting", ".env", "API_SERVER_PORT="+serverPort(t, good)+"\n")
 	closed := httptest.NewServer(http.NotFoundHandler())
 	closedPort := serverPort(t, closed)
 	closed.Close()
-	writeConfig(t, home, "gone", "api_server_port: "+closedPort+"\n")
+	writeProfileFile(t, home, "gone", ".env", "API_SERVER_PORT="+closedPort+"\n")
+	writeProfileFile(t, home, "gone", "gateway.pid", "300\n")
 
 	f := &Front{Getenv: envOf(map[string]string{"HERMES_HOME": home})}
 	assert.Check(t, f.health("good"))
-	assert.Check(t, is.Error(f.health("bad"), "/health on port "+serverPort(t, sick)+" answered 503 Service Unavailable"))
-	assert.Check(t, is.ErrorContains(f.health("gone"), "/health on port "+closedPort+": "))
+	assert.Check(t, is.ErrorContains(f.health("other"), "is served by pid 100, not by this gateway (pid 200)"))
+	assert.Check(t, is.ErrorContains(f.health("starting"), "no gateway pid yet"))
+	assert.Check(t, is.ErrorContains(f.health("gone"), "/health/detailed on port "+closedPort+": "))
 }
 
 func TestRunReturnsTheAgentsExitCode(t *testing.T) {

@@ -20,25 +20,16 @@ func serve(t *testing.T, h http.HandlerFunc) int {
 	return p
 }
 
-func TestCheck(t *testing.T) {
-	var path string
-	ok := serve(t, func(w http.ResponseWriter, r *http.Request) { path = r.URL.Path })
-	assert.Check(t, Check(ok, time.Second))
-	assert.Check(t, is.Equal(path, "/health"))
-
-	down := serve(t, func(w http.ResponseWriter, r *http.Request) { http.Error(w, "starting", http.StatusServiceUnavailable) })
-	assert.Check(t, is.Error(Check(down, time.Second), "/health on port "+strconv.Itoa(down)+" answered 503 Service Unavailable"))
-
+func TestServingWhenNothingAnswers(t *testing.T) {
 	// A port nobody listens on: take one and close it.
 	l, err := net.Listen("tcp", "127.0.0.1:0")
 	assert.NilError(t, err)
 	closed := l.Addr().(*net.TCPAddr).Port
 	l.Close()
-	assert.Check(t, is.ErrorContains(Check(closed, time.Second), "connection refused"))
-}
+	assert.Check(t, is.ErrorContains(Serving(closed, 1, time.Second), "connection refused"))
 
-func TestCheckTimesOutOnASilentServer(t *testing.T) {
-	l, err := net.Listen("tcp", "127.0.0.1:0")
+	// A server that reads the request and never answers.
+	l, err = net.Listen("tcp", "127.0.0.1:0")
 	assert.NilError(t, err)
 	defer l.Close()
 	done := make(chan struct{})
@@ -51,7 +42,7 @@ func TestCheckTimesOutOnASilentServer(t *testing.T) {
 			<-done                    // hold the connection open until the test ends
 		}
 	}()
-	err = Check(l.Addr().(*net.TCPAddr).Port, 200*time.Millisecond)
+	err = Serving(l.Addr().(*net.TCPAddr).Port, 1, 200*time.Millisecond)
 	assert.Check(t, is.ErrorContains(err, "no answer"))
 }
 
@@ -65,4 +56,20 @@ func TestStatusCode(t *testing.T) {
 		_, err := StatusCode(bad)
 		assert.Check(t, err != nil, "%q must be refused", bad)
 	}
+}
+
+func TestServingChecksThePid(t *testing.T) {
+	var path string
+	port := serve(t, func(w http.ResponseWriter, r *http.Request) {
+		path = r.URL.Path
+		w.Write([]byte(`{"status":"ok","platform":"hermes-agent","gateway_state":"running","pid":4242}`))
+	})
+	assert.Check(t, Serving(port, 4242, time.Second))
+	assert.Check(t, is.Equal(path, "/health/detailed"))
+	assert.Check(t, is.ErrorContains(Serving(port, 7, time.Second), "is served by pid 4242, not by this gateway (pid 7)"))
+
+	garbage := serve(t, func(w http.ResponseWriter, r *http.Request) { w.Write([]byte("<html>")) })
+	assert.Check(t, is.ErrorContains(Serving(garbage, 1, time.Second), "/health/detailed on port "))
+	missing := serve(t, func(w http.ResponseWriter, r *http.Request) { http.NotFound(w, r) })
+	assert.Check(t, is.ErrorContains(Serving(missing, 1, time.Second), "answered 404"))
 }

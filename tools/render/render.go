@@ -85,6 +85,11 @@ type Slot struct {
 	Front string
 	Shell string
 	Tool  string
+	// Final lists the exit codes after which s6 does not restart the
+	// service (the finish script returns 125): always 78 (ExitConfig); for a
+	// gateway also 0, a clean stop (hermes-agent's own finish script,
+	// service_manager.py _render_finish_script). Anything else restarts.
+	Final []int
 	// Probe, when set, is a hermes-s6 command (run with Tool, e.g. `probe
 	// NAME`) that exits 0 once the service serves: the slot then honours s6 readiness notification (s6-notifyoncheck), and
 	// s6-supervise restarts a crashed service that had been ready for a
@@ -104,6 +109,7 @@ func GatewaySlot(profile string) Slot {
 		Command: Lit("gateway", "run", "--replace"),
 		LogName: profile,
 		Down:    true,
+		Final:   []int{0, ExitConfig},
 		Probe:   []string{"probe", profile},
 	}
 }
@@ -121,6 +127,7 @@ func DashboardSlot() Slot {
 		},
 		LogName: "dashboard",
 		Down:    true,
+		Final:   []int{ExitConfig},
 	}
 }
 
@@ -331,7 +338,15 @@ var funcs = template.FuncMap{
 		}
 		return " -p " + word(Arg{Lit: p})
 	},
-	"exitConfig": func() int { return ExitConfig },
+	"finalWhy": func(code int) string {
+		switch code {
+		case ExitConfig:
+			return fmt.Sprintf("fatal configuration error (exit %d)", code)
+		case 0:
+			return "stopped cleanly (exit 0)"
+		}
+		return fmt.Sprintf("exit %d", code)
+	},
 	// notify is the readiness wrapper of a slot with a probe: s6-notifyoncheck
 	// runs the probe through slot-exec (the container environment, the slot's
 	// user) until it succeeds, and execs the rest of the line.
@@ -364,10 +379,12 @@ exec {{notify .}}{{q .Tool}} slot-exec -user {{q .User}} -env {{"HERMES_S6_SUPER
 var finishTmpl = parse("finish", `#!/bin/sh
 # {{.Name}}: rendered by render-run; do not edit.
 # s6-supervise passes the exit code ($1, 256 when killed) and the signal ($2).
-if [ "$1" -eq {{exitConfig}} ]; then
-  echo "{{.Name}}: fatal configuration error (exit {{exitConfig}}); not restarting until started again" >&2
-  exit 125
-fi
+# Exit 125 tells s6 not to restart the service; anything else restarts it.
+case "$1" in
+{{- range .Final}}
+{{.}}) echo "{{$.Name}}: {{finalWhy .}}; not restarting until started again" >&2; exit 125 ;;
+{{- end}}
+esac
 exit 0
 `)
 

@@ -189,20 +189,31 @@ func TestDashboardArgsExpandFromEnvironment(t *testing.T) {
 // TestFinishMapsExitConfigTo125 runs the rendered finish script with the
 // arguments s6-supervise gives it.
 func TestFinishMapsExitConfigTo125(t *testing.T) {
+	// The agent's codes (hermes-agent 00067189, gateway/restart.py and its
+	// own finish script): 78 fatal configuration and, for a gateway, 0 a
+	// clean stop are final; 75 (restart request), 1 (crash, unexpected
+	// SIGTERM) and signals restart.
 	dir := t.TempDir()
 	assert.NilError(t, Write(dir, GatewaySlot("default")))
+	dash := t.TempDir()
+	assert.NilError(t, Write(dash, DashboardSlot()))
 	for _, tc := range []struct {
+		dir  string
 		args []string
 		want int
 	}{
-		{[]string{"78", "0"}, 125},
-		{[]string{"1", "0"}, 0},
-		{[]string{"0", "0"}, 0},
-		{[]string{"256", "15"}, 0}, // SIGTERM during startup: restart, never permanently down
-		{[]string{"143", "0"}, 0},
-		{[]string{"256", "9"}, 0},
+		{dir, []string{"78", "0"}, 125},
+		{dir, []string{"0", "0"}, 125},
+		{dir, []string{"1", "0"}, 0},
+		{dir, []string{"75", "0"}, 0},
+		{dir, []string{"256", "15"}, 0}, // SIGTERM during startup: restart, never permanently down
+		{dir, []string{"143", "0"}, 0},
+		{dir, []string{"256", "9"}, 0},
+		{dash, []string{"78", "0"}, 125},
+		{dash, []string{"0", "0"}, 0},
+		{dash, []string{"1", "0"}, 0},
 	} {
-		cmd := exec.Command(filepath.Join(dir, "finish"), tc.args...)
+		cmd := exec.Command(filepath.Join(tc.dir, "finish"), tc.args...)
 		err := cmd.Run()
 		code := 0
 		if ee, ok := err.(*exec.ExitError); ok {
