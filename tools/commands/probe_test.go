@@ -4,6 +4,8 @@ import (
 	"net"
 	"net/http"
 	"net/http/httptest"
+	"os"
+	"path/filepath"
 	"strconv"
 	"testing"
 	"time"
@@ -13,16 +15,19 @@ import (
 )
 
 func TestProbe(t *testing.T) {
-	t.Setenv("HERMES_HOME", t.TempDir())
+	home := t.TempDir()
+	t.Setenv("HERMES_HOME", home)
+	assert.NilError(t, os.WriteFile(filepath.Join(home, "gateway.pid"), []byte(`{"pid":77}`), 0o644))
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.URL.Path != "/health" {
+		if r.URL.Path != "/health/detailed" {
 			http.NotFound(w, r)
 		}
+		w.Write([]byte(`{"status":"ok","pid":77}`))
 	}))
 	defer srv.Close()
 	_, port, _ := net.SplitHostPort(srv.Listener.Addr().String())
 	t.Setenv("API_SERVER_PORT", port)
-	assert.Check(t, is.Equal(Run("probe", []string{"default"}), 0), "a gateway answering /health is ready")
+	assert.Check(t, is.Equal(Run("probe", []string{"default"}), 0), "the profile's gateway answering /health/detailed is ready")
 
 	// Nothing listens: the probe gives up after its window.
 	l, err := net.Listen("tcp", "127.0.0.1:0")

@@ -74,7 +74,7 @@ func logLines(b *bytes.Buffer) []string {
 
 func TestReconcileRestoresEveryProfile(t *testing.T) {
 	m, home := liveScan(t)
-	const running, stopped = `{"desired":"running"}`, `{"desired":"stopped"}`
+	const running, stopped = `{"desired_state":"running"}`, `{"desired_state":"stopped"}`
 	addProfile(t, home, "default", running)
 	work := addProfile(t, home, "work", running)
 	idle := addProfile(t, home, "idle", stopped)
@@ -156,8 +156,8 @@ func TestReconcileRestoresEveryProfile(t *testing.T) {
 
 func TestReconcileAgainRendersInPlaceAndRotatesTheBootLog(t *testing.T) {
 	m, home := liveScan(t)
-	addProfile(t, home, "default", `{"desired":"running"}`)
-	addProfile(t, home, "work", `{"desired":"stopped"}`)
+	addProfile(t, home, "default", `{"desired_state":"running"}`)
+	addProfile(t, home, "work", `{"desired_state":"stopped"}`)
 	r, _ := newReconciler(m, home, nil, nil)
 	first := r.Run()
 
@@ -221,8 +221,8 @@ func TestReconcileLeavesTheForegroundGatewayAlone(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			m, home := liveScan(t)
-			addProfile(t, home, "default", `{"desired":"running"}`)
-			addProfile(t, home, "work", `{"desired":"running"}`)
+			addProfile(t, home, "default", `{"desired_state":"running"}`)
+			addProfile(t, home, "work", `{"desired_state":"running"}`)
 			r, _ := newReconciler(m, home, tc.cmd, tc.env)
 			got := byProfile(r.Run())
 			for _, name := range []string{"default", "work"} {
@@ -242,8 +242,8 @@ func TestReconcileLeavesTheForegroundGatewayAlone(t *testing.T) {
 
 func TestReconcileDashboardContainerStartsNoGateway(t *testing.T) {
 	m, home := liveScan(t)
-	addProfile(t, home, "default", `{"desired":"running"}`)
-	addProfile(t, home, "work", `{"desired":"running"}`)
+	addProfile(t, home, "default", `{"desired_state":"running"}`)
+	addProfile(t, home, "work", `{"desired_state":"running"}`)
 	r, log := newReconciler(m, home, []string{"hermes", "dashboard", "--port", "9119"}, map[string]string{"HERMES_DASHBOARD": "yes"})
 	for _, o := range r.Run() {
 		assert.Check(t, is.Equal(o.Action, "skipped"), o.Profile)
@@ -274,7 +274,7 @@ func TestReconcileWithoutS6LogsAndCarriesOn(t *testing.T) {
 	m := s6.New(scan)
 	m.Timeout = 50 * time.Millisecond
 	home := t.TempDir()
-	addProfile(t, home, "default", `{"desired":"running"}`)
+	addProfile(t, home, "default", `{"desired_state":"running"}`)
 	assert.NilError(t, os.WriteFile(filepath.Join(scan, "dashboard"), nil, 0o644))
 	r, log := newReconciler(m, home, nil, map[string]string{"HERMES_DASHBOARD": "1"})
 	got := byProfile(r.Run())
@@ -295,7 +295,7 @@ func TestReconcileStartFailureOnExistingSlotIsAnError(t *testing.T) {
 	m := s6.New(scan)
 	m.Timeout = 50 * time.Millisecond
 	home := t.TempDir()
-	addProfile(t, home, "default", `{"desired":"running"}`)
+	addProfile(t, home, "default", `{"desired_state":"running"}`)
 	assert.NilError(t, m.Install(render.GatewaySlot("default")))
 	r, _ := newReconciler(m, home, nil, nil)
 	got := byProfile(r.Run())
