@@ -130,14 +130,21 @@ EOT
 
 # ---------------------------------------------------------------- agent payloads
 # The real Hermes agent, installed from its source at a pinned ref (needs
-# network). It requires Python 3.14, which uv provides in /opt/hermes/python.
+# network), the way upstream's image installs it: the ref's own uv.lock,
+# frozen (every transitive version locked), with the extras upstream's image
+# ships (HERMES_AGENT_EXTRAS; hermes-agent 00067189 Dockerfile), into a venv
+# under /opt/hermes, root's: the agent cannot change its own code. It needs
+# Python 3.14 (pyproject requires-python), which uv installs there too.
+# See docs/agent-contract.md.
 FROM ${UV_IMAGE} AS uv
 
 FROM base AS agent-real
 ARG TARGETPLATFORM
 ARG HERMES_AGENT_REPO=https://github.com/NousResearch/hermes-agent
 ARG HERMES_AGENT_REF=00067189dfecf833d4d009c2dd977ae85cf800e0
-ENV UV_PYTHON_INSTALL_DIR=/opt/hermes/python UV_LINK_MODE=copy UV_NO_CACHE=1
+ARG HERMES_AGENT_EXTRAS=all,messaging,otlp,anthropic,bedrock,azure-identity,hindsight,matrix,google-chat
+ENV UV_PYTHON_INSTALL_DIR=/opt/hermes/python UV_LINK_MODE=copy UV_NO_CACHE=1 \
+    UV_PROJECT_ENVIRONMENT=/opt/hermes/venv UV_PYTHON_PREFERENCE=only-managed
 RUN --mount=type=cache,id=apt-cache-$TARGETPLATFORM,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,id=apt-lists-$TARGETPLATFORM,target=/var/lib/apt/lists,sharing=locked \
     --mount=from=uv,source=/uv,target=/usr/local/bin/uv <<EOT
@@ -145,11 +152,20 @@ set -eu
 rm -f /etc/apt/apt.conf.d/docker-clean
 apt-get update -qq
 DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends git ca-certificates >/dev/null
-uv venv --python 3.14 /opt/hermes/venv
-uv pip install --python /opt/hermes/venv/bin/python "hermes-agent @ git+${HERMES_AGENT_REPO}@${HERMES_AGENT_REF}"
+git init -q /tmp/agent
+git -C /tmp/agent fetch -q --depth 1 "${HERMES_AGENT_REPO}" "${HERMES_AGENT_REF}"
+git -C /tmp/agent checkout -q FETCH_HEAD
+extras=
+for e in $(echo "${HERMES_AGENT_EXTRAS}" | tr ',' ' '); do extras="$extras --extra $e"; done
+# --frozen: exactly the ref's uv.lock; --no-editable: the agent is installed
+# into the venv, not linked to the source, which is removed.
+# shellcheck disable=SC2086
+uv sync --project /tmp/agent --frozen --no-dev --no-editable --python 3.14 $extras
+rm -rf /tmp/agent
 mkdir -p /opt/hermes/bin
 ln -s ../venv/bin/hermes /opt/hermes/bin/hermes-agent
 EOT
+ENV PYTHONUNBUFFERED=1 PYTHONDONTWRITEBYTECODE=1
 
 # The stand-in agent (test and hermetic images only): a Go test double that
 # honours the agent's contract. See tools/standin.

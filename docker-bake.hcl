@@ -62,6 +62,15 @@ variable "HERMES_AGENT_REPO" {
 variable "HERMES_AGENT_REF" {
   default = "00067189dfecf833d4d009c2dd977ae85cf800e0"
 }
+# The agent's optional extras installed by the production image, as
+# upstream's image installs them (its Dockerfile at HERMES_AGENT_REF).
+variable "HERMES_AGENT_EXTRAS" {
+  default = "all,messaging,otlp,anthropic,bedrock,azure-identity,hindsight,matrix,google-chat"
+  validation {
+    condition     = length(regexall("^[a-z0-9-]+(,[a-z0-9-]+)*$", HERMES_AGENT_EXTRAS)) == 1
+    error_message = "HERMES_AGENT_EXTRAS must be a comma-separated list of extra names (a-z, 0-9, -)."
+  }
+}
 variable "GOPROXY" {
   default = "https://proxy.golang.org,direct"
 }
@@ -116,6 +125,7 @@ target "_common" {
     S6_OVERLAY_SYMLINKS_ARCH_SHA256   = S6_OVERLAY_SYMLINKS_ARCH_SHA256
     HERMES_AGENT_REPO                 = HERMES_AGENT_REPO
     HERMES_AGENT_REF                  = HERMES_AGENT_REF
+    HERMES_AGENT_EXTRAS               = HERMES_AGENT_EXTRAS
     GOPROXY                           = GOPROXY
     VERSION                           = VERSION
     REVISION                          = REVISION
