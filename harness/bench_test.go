@@ -179,8 +179,8 @@ func BenchmarkBootProfiles(b *testing.B) {
 				if err := os.MkdirAll(dir, 0o755); err != nil {
 					b.Fatal(err)
 				}
-				os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(fmt.Sprintf("api_server_port: %d\n", 9000+i)), 0o644)
-				os.WriteFile(filepath.Join(dir, "gateway.desired.json"), []byte(`{"desired":"running"}`), 0o644)
+				os.WriteFile(filepath.Join(dir, ".env"), []byte(fmt.Sprintf("API_SERVER_PORT=%d\n", 9000+i)), 0o600)
+				os.WriteFile(filepath.Join(dir, "gateway_state.json"), []byte(`{"desired_state":"running"}`), 0o644)
 			}
 			b.Cleanup(func() { icmd.RunCommand("rm", "-rf", vol) })
 			var s samples

@@ -115,8 +115,15 @@ func Env(kv ...string) RunOpt {
 // Flags adds raw docker run flags.
 func Flags(f ...string) RunOpt { return func(o *runOpts) { o.flags = append(o.flags, f...) } }
 
-// Publish publishes container ports on 127.0.0.1 (random host ports).
-func Publish(ports ...int) RunOpt { return func(o *runOpts) { o.ports = append(o.ports, ports...) } }
+// Publish publishes container ports on 127.0.0.1 (random host ports). The
+// agent's API server binds 127.0.0.1 unless API_SERVER_HOST says otherwise,
+// so, as a user publishing it must, it sets API_SERVER_HOST=0.0.0.0.
+func Publish(ports ...int) RunOpt {
+	return func(o *runOpts) {
+		o.ports = append(o.ports, ports...)
+		o.flags = append(o.flags, "-e", "API_SERVER_HOST=0.0.0.0")
+	}
+}
 
 // Cmd sets the container command.
 func Cmd(args ...string) RunOpt { return func(o *runOpts) { o.args = args } }
@@ -335,15 +342,15 @@ type Health struct {
 	Profile string `json:"profile"`
 }
 
-// GetHealth asks /health on a published port.
+// GetHealth asks /health/detailed on a published port.
 func (c *Container) GetHealth(port int) (Health, error) {
-	resp, err := httpClient.Get(c.URL(port, "/health"))
+	resp, err := httpClient.Get(c.URL(port, "/health/detailed"))
 	if err != nil {
 		return Health{}, err
 	}
 	defer resp.Body.Close()
 	if resp.StatusCode != 200 {
-		return Health{}, fmt.Errorf("/health: %s", resp.Status)
+		return Health{}, fmt.Errorf("/health/detailed: %s", resp.Status)
 	}
 	var h Health
 	return h, json.NewDecoder(resp.Body).Decode(&h)

@@ -22,7 +22,8 @@ func TestProfilesLifecycleAsRootAndHermes(t *testing.T) {
 			c.ExecAs(user, "hermes", "profile", "create", name).Assert(t, icmd.Expected{Out: "slot gateway-" + name + ", down"})
 			s := c.Slot("gateway-" + name)
 			assert.Check(t, s.Exists && !s.Up && !s.WantUp, "%s: created slot must be registered down: %s", user, s)
-			c.ExecAs("hermes", "sh", "-c", "echo 'api_server_port: "+port+"' > /opt/data/profiles/"+name+"/config.yaml").Assert(t, icmd.Success)
+			// Its own API port, where the agent reads it: the profile's .env.
+			c.ExecAs("hermes", "sh", "-c", "echo 'API_SERVER_PORT="+port+"' >> /opt/data/profiles/"+name+"/.env").Assert(t, icmd.Success)
 
 			c.ExecAs(user, "hermes", "-p", name, "gateway", "start").Assert(t, icmd.Success)
 			poll.WaitOn(t, c.SlotIs("gateway-"+name, "up", isUp), waitOpts...)
@@ -34,7 +35,7 @@ func TestProfilesLifecycleAsRootAndHermes(t *testing.T) {
 			s = c.Slot("gateway-" + name)
 			assert.Check(t, !s.Up && !s.WantUp, "%s: stopped: %s", user, s)
 			// State files written as root still belong to hermes.
-			owner := c.Exec("stat", "-c", "%u", "/opt/data/profiles/"+name+"/gateway.desired.json").Stdout()
+			owner := c.Exec("stat", "-c", "%u", "/opt/data/profiles/"+name+"/gateway_state.json").Stdout()
 			assert.Check(t, is.Equal(strings.TrimSpace(owner), "10000"), "state file owner")
 		}
 

@@ -141,7 +141,7 @@ func TestDockerRestartRestoresDesiredState(t *testing.T) {
 		for _, p := range []string{"alpha", "beta"} {
 			c.Exec("hermes", "profile", "create", p).Assert(t, icmd.Success)
 		}
-		c.ExecAs("hermes", "sh", "-c", "echo 'api_server_port: 8701' > /opt/data/profiles/alpha/config.yaml").Assert(t, icmd.Success)
+		c.ExecAs("hermes", "sh", "-c", "echo 'API_SERVER_PORT=8701' >> /opt/data/profiles/alpha/.env").Assert(t, icmd.Success)
 		c.Exec("hermes", "-p", "alpha", "gateway", "start").Assert(t, icmd.Success)
 		poll.WaitOn(t, c.SlotIs("gateway-alpha", "up", isUp), waitOpts...)
 		// A stale pid file for beta (never started) must be removed at boot.
