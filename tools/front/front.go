@@ -196,14 +196,25 @@ const ExecAsRootEnv = "HERMES_DOCKER_EXEC_AS_ROOT"
 func (f *Front) handOff(args []string) error {
 	bin := f.agentBin()
 	argv := append([]string{bin}, args...)
-	if f.BecomeHermes != nil && !profile.Truthy(f.Getenv(ExecAsRootEnv)) {
-		if err := f.BecomeHermes(); err != nil {
-			return fail(1, "cannot become the hermes user to run the agent: %v (set %s=1 to run it as root)", err, ExecAsRootEnv)
-		}
+	if err := f.becomeHermes(); err != nil {
+		return err
 	}
 	if err := f.Exec(bin, argv, f.agentEnv()); err != nil {
 		return fail(127, "cannot run the agent %s: %v (set HERMES_AGENT_BIN)", bin, err)
 	}
+	return nil
+}
+
+// becomeHermes drops root to hermes before the agent is exec'd (unless
+// ExecAsRootEnv says otherwise).
+func (f *Front) becomeHermes() error {
+	if f.BecomeHermes == nil || profile.Truthy(f.Getenv(ExecAsRootEnv)) {
+		return nil
+	}
+	if err := f.BecomeHermes(); err != nil {
+		return fail(1, "cannot become the hermes user to run the agent: %v (set %s=1 to run it as root)", err, ExecAsRootEnv)
+	}
+	f.Euid = -1 // no longer root: the gateway's own API key may be written
 	return nil
 }
 

@@ -78,6 +78,9 @@ func (f *Front) gatewayRun(inv invocation, args []string) error {
 		// The agent gets the command line as given: --no-supervise too, or
 		// the agent's own s6 redirect (hermes_cli/gateway.py
 		// _maybe_redirect_run_to_s6_supervision) would supervise it after all.
+		if err := f.becomeHermes(); err != nil {
+			return err
+		}
 		f.ensureAPIKey(inv.profile)
 		bin := f.agentBin()
 		argv := append([]string{bin}, inv.global...)
