@@ -133,6 +133,7 @@ func TestEnvironmentReachesServices(t *testing.T) {
 		env := c.Exec("cat", "/opt/data/env.txt").Stdout()
 		assert.Check(t, is.Contains(env, "HERMES_PROBE=svc value\n"))
 		assert.Check(t, is.Contains(env, "HERMES_S6_SUPERVISED_CHILD=1\n"))
+		assert.Check(t, is.Contains(env, "\nHOME=/opt/data\n"), "the agent's HOME is HERMES_HOME, as upstream's run scripts set it")
 	})
 }
 
