@@ -290,11 +290,7 @@ func slotsDown([]string) int {
 	return 0
 }
 
-func runInit(args []string) int {
-	err := stage.Init(stage.DefaultPaths, args)
-	fmt.Fprintln(os.Stderr, "s6-stage: init:", err)
-	return 111
-}
+func runInit(args []string) int { return stage.InitMain(stage.DefaultPaths, args) }
 
 func runStage2(args []string) int {
 	if len(args) > 0 && args[0] == "top" {

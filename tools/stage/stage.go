@@ -1,16 +1,69 @@
 // Package stage is the small s6-overlay-compatible stage layer used with
-// Debian's s6 (S6_SOURCE=debian). It gives the image what s6-overlay 3.2
-// gives it, as far as this image relies on it:
+// Debian's s6 (S6_SOURCE=debian). Wherever this project's code, its harness
+// or a person debugging a container looks, it shows what s6-overlay 3.2.3.0
+// shows (with s6 v2.15.0.0, s6-rc v0.6.1.0, s6-linux-init v1.2.0.1,
+// s6-overlay-helpers v0.1.2.2). Sources are cited below as repo@tag path:
+// function; OV is s6-overlay@v3.2.3.0 layout/rootfs-overlay, OVP is
+// OV/package/admin/s6-overlay-@VERSION@.
 //
-//   - stage 1 (/init, PID 1): dump the container environment, lay the
-//     s6-rc.d longruns into /run/service (down unless in the user bundle),
-//     start stage 2, then exec s6-svscan as PID 1 on /run/service;
-//   - stage 2 (rc.init top CMD...): run /etc/cont-init.d/* in order, wait
-//     for the user bundle, run the CMD (with S6_CMD_ARG0 prepended) in the
-//     original working directory; its exit code becomes the container's;
-//   - stage 3 (.s6-svscan/finish): run /etc/cont-finish.d/*, TERM everything
-//     left, wait up to S6_KILL_GRACETIME (returning as soon as nothing is
-//     left), KILL the rest and exit with the recorded code.
+// Stage 1 (Init, /init):
+//   - Not PID 1: refused before anything is touched, with s6-overlay's words
+//     and exit code: "can only run as pid 1", 100
+//     (s6-overlay-helpers@v0.1.2.2 src/s6-overlay-suexec/s6-overlay-suexec.c:
+//     main, the first program OV/init execs). InitMain prints it as
+//     "s6-stage: fatal: can only run as pid 1".
+//   - /run: as root, made root:root 0755, so that no unprivileged user (the
+//     image ships /run 1777 for --user containers) can create or plant
+//     anything in it. OVP/libexec/preinit, run as root through the setuid
+//     s6-overlay-suexec, does the same for a /run that is not the container
+//     user's ("s6-chown -U -- /run; s6-chmod 0755 /run": owned by the
+//     container user, root by default). It leaves the root-owned /run of a
+//     root container as it is, though, even 1777 (--tmpfs /run): there this
+//     layer is stricter. Not root, /run is left alone. Then what a previous
+//     boot left is removed (preinit: "s6-rmrf /run/s6 /run/service
+//     /run/uncaught-logs /run/s6-rc*").
+//   - Environment: PATH is /init's (OV/init: addpath puts /command, /usr/bin
+//     and /bin in front when missing). Unless S6_KEEP_ENV is set, the
+//     environment is dumped to /run/s6/container_environment and stage 2 and
+//     s6-svscan, hence every service, cont-init.d and the CMD, get PATH alone
+//     (OVP/libexec/stage0 passes s6-linux-init-maker "-s
+//     /run/s6/container_environment" and "-p $PATH"; s6-linux-init@v1.2.0.1
+//     src/init/s6-linux-init.c: main dumps with env_dump4 and execs s6-svscan
+//     and stage 2 with PATH plus basedir/env, empty by default). With
+//     S6_KEEP_ENV set, nothing is dumped and they all get the whole
+//     environment (stage0: "s6-dumpenv -N $basedir/env", which s6-linux-init
+//     applies to both); with-contenv is then a no-op. S6_KEEP_ENV counts as
+//     set as contenv.Environ counts it.
+//   - Services: LayServices lays the s6-rc.d longruns as rc.init's
+//     s6-rc-compile and s6-rc-init leave them (see there): /run/s6-rc →
+//     s6-rc:s6-rc-init:XXXXXX, /run/service/NAME → /run/s6-rc/servicedirs/NAME,
+//     a logger as its own NAME-log entry joined to its producer through
+//     s6rc-fdholder, s6rc-oneshot-runner, s6-linux-init-shutdownd as a plain
+//     directory, every s6-rc service down.
+//   - Starts stage 2 and execs s6-svscan on /run/service.
+//
+// Stage 2 (Stage2, rc.init top CMD...), as OVP/etc/s6-linux-init/skel/rc.init:
+// `s6-rc -u change top` (BootServices: s6rc-oneshot-runner, then base, which
+// here is cont-init.d run in order, then the user bundles' closure, each
+// longrun after what it needs, with s6-rc's commands, down-file handling and
+// messages: s6-rc@v0.6.1.0 src/s6-rc/s6-rc.c: start_longrun,
+// success_longrun, failure_longrun, on_success), honouring
+// S6_CMD_WAIT_FOR_SERVICES_MAXTIME, S6_BEHAVIOUR_IF_STAGE2_FAILS and
+// S6_VERBOSITY; then the CMD, with S6_CMD_ARG0 in front, in the original
+// working directory; its exit code becomes the container's.
+//
+// Stage 3 (.s6-svscan/finish): run /etc/cont-finish.d/*, TERM everything
+// left, wait up to S6_KILL_GRACETIME (returning as soon as nothing is left),
+// KILL the rest and exit with the recorded code.
+//
+// Not mirrored: s6-rc oneshots in s6-rc.d are not run (Debian has no
+// s6-rc-oneshot-run: s6rc-oneshot-runner refuses every request), nor
+// services.d, fix-attrs.d, S6_LOGGING's catch-all logger (s6-svscan-log,
+// absent by default: stage0 passes -B), S6_CMD_RECEIVE_SIGNALS, the
+// .s6-svscan signal scripts, s6-rc's database and state files (only the
+// compiled service directories are written to /run/s6/db), and s6-rc's
+// parallel transitions (longruns are started one at a time, in dependency
+// order).
 package stage
 
 import (
@@ -32,11 +85,14 @@ import (
 
 // Paths of the stage layer; the same as s6-overlay's where one exists.
 type Paths struct {
+	Run        string // /run
 	ScanDir    string // /run/service
 	EnvDir     string // /run/s6/container_environment
 	WorkdirF   string // /run/s6/workdir
 	ExitCodeF  string // /run/s6-linux-init-container-results/exitcode
 	RcInit     string // /run/s6/basedir/scripts/rc.init (stage 2 argv[0])
+	DB         string // /run/s6/db: s6-rc-compile's output in rc.init
+	LiveDir    string // /run/s6-rc: s6-rc's default live directory
 	RcD        string // /etc/s6-overlay/s6-rc.d
 	ContInit   string // /etc/cont-init.d
 	ContFinish string // /etc/cont-finish.d
@@ -46,11 +102,14 @@ type Paths struct {
 
 // DefaultPaths are the paths in the image.
 var DefaultPaths = Paths{
+	Run:        "/run",
 	ScanDir:    "/run/service",
 	EnvDir:     contenv.Dir,
 	WorkdirF:   "/run/s6/workdir",
 	ExitCodeF:  "/run/s6-linux-init-container-results/exitcode",
 	RcInit:     "/run/s6/basedir/scripts/rc.init",
+	DB:         "/run/s6/db",
+	LiveDir:    "/run/s6-rc",
 	RcD:        "/etc/s6-overlay/s6-rc.d",
 	ContInit:   "/etc/cont-init.d",
 	ContFinish: "/etc/cont-finish.d",
@@ -58,21 +117,59 @@ var DefaultPaths = Paths{
 	BinDir:     "/command",
 }
 
-// BasePath is prepended to PATH, as s6-overlay does.
-const BasePath = "/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"
-
 func logf(format string, a ...any) {
 	fmt.Fprintf(os.Stderr, "s6-stage: "+format+"\n", a...)
 }
 
+// getpid and geteuid are the process's; tests replace them.
+var (
+	getpid  = os.Getpid
+	geteuid = os.Geteuid
+)
+
+// ExitError is a refusal of stage 1, with the exit code /init exits with.
+type ExitError struct {
+	Code int
+	Msg  string
+}
+
+func (e *ExitError) Error() string { return "fatal: " + e.Msg }
+
+// ErrNotPID1 is s6-overlay's refusal when /init is not PID 1
+// (s6-overlay-suexec: strerr_dief1x(100, "can only run as pid 1")).
+var ErrNotPID1 = &ExitError{Code: 100, Msg: "can only run as pid 1"}
+
+// InitMain runs stage 1 and returns the exit code of a failed /init; the
+// line printed for a refusal reads as s6-overlay-suexec's, with this layer's
+// name: "s6-stage: fatal: can only run as pid 1".
+func InitMain(p Paths, cmd []string) int {
+	err := Init(p, cmd)
+	var ee *ExitError
+	if errors.As(err, &ee) {
+		logf("%v", ee)
+		return ee.Code
+	}
+	logf("init: %v", err)
+	return 111
+}
+
 // Init is stage 1. It only returns on error; on success it becomes s6-svscan.
 func Init(p Paths, cmd []string) error {
+	if getpid() != 1 {
+		return ErrNotPID1
+	}
+	if err := secureRun(p.Run); err != nil {
+		return fmt.Errorf("stage1: %w", err)
+	}
 	wd, _ := os.Getwd()
-	for _, d := range []string{p.ScanDir, filepath.Dir(p.EnvDir), filepath.Dir(p.ExitCodeF), filepath.Dir(p.RcInit)} {
+	stale, _ := filepath.Glob(p.LiveDir + "*")
+	for _, d := range append(stale, p.ScanDir, filepath.Dir(p.EnvDir), filepath.Dir(p.ExitCodeF), filepath.Dir(p.RcInit), p.DB) {
 		// A restarted container keeps /run unless it is a tmpfs: start clean.
 		if err := os.RemoveAll(d); err != nil {
 			return err
 		}
+	}
+	for _, d := range []string{p.ScanDir, filepath.Dir(p.EnvDir), filepath.Dir(p.ExitCodeF), filepath.Dir(p.RcInit)} {
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			return fmt.Errorf("stage1: /run must be writable: %w", err)
 		}
@@ -83,15 +180,16 @@ func Init(p Paths, cmd []string) error {
 	if err := os.WriteFile(p.ExitCodeF, []byte("0"), 0o644); err != nil {
 		return err
 	}
-	if os.Getenv("S6_KEEP_ENV") == "" || os.Getenv("S6_KEEP_ENV") == "0" {
-		if err := contenv.Dump(p.EnvDir, os.Environ()); err != nil {
+	env, dump := stageEnv(os.Environ())
+	if dump != nil {
+		if err := contenv.Dump(p.EnvDir, dump); err != nil {
 			return err
 		}
 	}
 	if err := os.Symlink(p.Self, p.RcInit); err != nil {
 		return err
 	}
-	if err := LayServices(p.RcD, p.ScanDir); err != nil {
+	if err := LayServices(p); err != nil {
 		return err
 	}
 	ctl := filepath.Join(p.ScanDir, ".s6-svscan")
@@ -102,7 +200,6 @@ func Init(p Paths, cmd []string) error {
 	if err := os.WriteFile(filepath.Join(ctl, "finish"), []byte(finish), 0o755); err != nil {
 		return err
 	}
-	env := scrubbedEnv()
 	stage2 := exec.Command(p.RcInit, append([]string{"top"}, cmd...)...)
 	stage2.Args[0] = p.RcInit
 	stage2.Env = env
@@ -114,120 +211,90 @@ func Init(p Paths, cmd []string) error {
 	return syscall.Exec(svscan, []string{"s6-svscan", p.ScanDir}, env)
 }
 
-func scrubbedEnv() []string {
-	path := BasePath
-	if v := os.Getenv("PATH"); v != "" && !strings.HasPrefix(v, "/command:") {
-		path = "/command:" + v
-	}
-	env := []string{"PATH=" + path}
-	// s6-overlay reads its own S6_* settings from the container environment.
-	for _, kv := range os.Environ() {
-		if strings.HasPrefix(kv, "S6_") {
-			env = append(env, kv)
-		}
-	}
-	return env
-}
-
-// LayServices copies every longrun of an s6-rc source directory into the
-// scan directory: down unless it is in the user bundle; a longrun's
-// producer-for consumer becomes its log/ subdirectory.
-func LayServices(rcd, scan string) error {
-	entries, err := os.ReadDir(rcd)
-	if errors.Is(err, os.ErrNotExist) {
+// secureRun leaves run root:root 0755 when stage 1 runs as root (creating
+// it if missing, as preinit's s6-mkdir -p -m 0755 /run does); otherwise it
+// changes nothing.
+func secureRun(run string) error {
+	if geteuid() != 0 {
 		return nil
+	}
+	st, err := os.Lstat(run)
+	if errors.Is(err, os.ErrNotExist) {
+		if err := os.Mkdir(run, 0o755); err != nil {
+			return err
+		}
+		return os.Chmod(run, 0o755)
 	}
 	if err != nil {
 		return err
 	}
-	user := bundle(rcd, "user")
-	consumers := map[string]bool{}
-	for _, e := range entries {
-		if v, err := readLine(filepath.Join(rcd, e.Name(), "consumer-for")); err == nil && v != "" {
-			consumers[e.Name()] = true
+	if !st.IsDir() {
+		return fmt.Errorf("%s is not a directory", run)
+	}
+	if err := os.Lchown(run, 0, 0); err != nil {
+		return err
+	}
+	return os.Chmod(run, 0o755)
+}
+
+// keepEnv reports whether S6_KEEP_ENV asks for the whole environment, with
+// the same rule as contenv.Environ (set, and neither empty nor 0), so that
+// stage 1 and the programs that read the container environment agree.
+func keepEnv(environ []string) bool {
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "S6_KEEP_ENV="); ok {
+			return v != "" && v != "0"
 		}
 	}
-	for _, e := range entries {
-		name := e.Name()
-		src := filepath.Join(rcd, name)
-		if t, _ := readLine(filepath.Join(src, "type")); t != "longrun" || consumers[name] {
+	return false
+}
+
+// initPath is PATH as s6-overlay's /init makes it before anything runs
+// (s6-overlay@v3.2.3.0 layout/rootfs-overlay/init: addpath): /bin if PATH
+// is empty, then /bin, /usr/bin and /command each put in front unless
+// already there.
+func initPath(path string) string {
+	if path == "" {
+		path = "/bin"
+	}
+	for _, x := range []string{"/bin", "/usr/bin", "/command"} {
+		if !contains(strings.Split(path, ":"), x) {
+			path = x + ":" + path
+		}
+	}
+	return path
+}
+
+// stageEnv returns the environment of stage 2 and s6-svscan, and what to
+// dump into the container environment directory (nil: nothing, with
+// S6_KEEP_ENV). Either way PATH is /init's.
+func stageEnv(environ []string) (env, dump []string) {
+	path := ""
+	full := make([]string, 0, len(environ)+1)
+	for _, kv := range environ {
+		if v, ok := strings.CutPrefix(kv, "PATH="); ok {
+			path = v
 			continue
 		}
-		dst := filepath.Join(scan, name)
-		if err := copyTree(src, dst); err != nil {
-			return fmt.Errorf("laying %s: %w", name, err)
-		}
-		if logger, err := readLine(filepath.Join(src, "producer-for")); err == nil && logger != "" {
-			if err := copyTree(filepath.Join(rcd, logger), filepath.Join(dst, "log")); err != nil {
-				return fmt.Errorf("laying %s/log: %w", name, err)
-			}
-		}
-		if !user[name] {
-			if err := os.WriteFile(filepath.Join(dst, "down"), nil, 0o644); err != nil {
-				return err
-			}
-		}
+		full = append(full, kv)
 	}
-	return nil
-}
-
-func bundle(rcd, name string) map[string]bool {
-	out := map[string]bool{}
-	for _, dir := range []string{
-		filepath.Join(rcd, name, "contents.d"),
-		filepath.Join(filepath.Dir(rcd), "user-bundles.d", name, "contents.d"),
-	} {
-		entries, _ := os.ReadDir(dir)
-		for _, e := range entries {
-			out[e.Name()] = true
-		}
+	full = append(full, "PATH="+initPath(path))
+	if keepEnv(environ) {
+		return full, nil
 	}
-	return out
+	return []string{"PATH=" + initPath(path)}, full
 }
 
-func readLine(p string) (string, error) {
-	b, err := os.ReadFile(p)
-	return strings.TrimSpace(string(b)), err
-}
-
-// copyTree copies regular files and directories, keeping modes. s6-rc
-// metadata that s6-supervise does not use is skipped.
-func copyTree(src, dst string) error {
-	skip := map[string]bool{"dependencies.d": true, "contents.d": true, "producer-for": true, "consumer-for": true, "pipeline-name": true, "dependencies": true}
-	return filepath.Walk(src, func(path string, info os.FileInfo, err error) error {
-		if err != nil {
-			return err
-		}
-		rel, _ := filepath.Rel(src, path)
-		if skip[strings.Split(rel, string(filepath.Separator))[0]] {
-			if info.IsDir() {
-				return filepath.SkipDir
-			}
-			return nil
-		}
-		target := filepath.Join(dst, rel)
-		if info.IsDir() {
-			return os.MkdirAll(target, info.Mode().Perm())
-		}
-		if !info.Mode().IsRegular() {
-			return nil
-		}
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return err
-		}
-		return os.WriteFile(target, b, info.Mode().Perm())
-	})
-}
-
-// Stage2 runs cont-init.d, waits for the user bundle, runs the CMD and halts
-// the container with its exit code. It returns only on error.
+// Stage2 brings the services up around cont-init.d as `s6-rc -u change top`
+// does (BootServices), runs the CMD and halts the container with its exit
+// code. It returns only on error.
 func Stage2(p Paths, cmd []string) error {
 	if err := waitSvscan(p, 10*time.Second); err != nil {
 		return halt(p, 111, err)
 	}
-	runDir(p.ContInit, "cont-init", 0)
-	waitUserBundle(p)
+	if code := BootServices(p, func() { runDir(p.ContInit, "cont-init", 0) }); code != 0 {
+		return halt(p, code, nil)
+	}
 	if len(cmd) == 0 {
 		waitForever() // no CMD: run until the container is stopped
 	}
@@ -289,27 +356,6 @@ func waitSvscan(p Paths, max time.Duration) error {
 			return fmt.Errorf("s6-svscan did not start on %s: %v", p.ScanDir, err)
 		}
 		time.Sleep(2 * time.Millisecond)
-	}
-}
-
-func waitUserBundle(p Paths) {
-	entries, _ := os.ReadDir(p.ScanDir)
-	var dirs []string
-	for _, e := range entries {
-		if strings.HasPrefix(e.Name(), ".") {
-			continue
-		}
-		if _, err := os.Stat(filepath.Join(p.ScanDir, e.Name(), "down")); err == nil {
-			continue
-		}
-		dirs = append(dirs, filepath.Join(p.ScanDir, e.Name()))
-	}
-	if len(dirs) == 0 {
-		return
-	}
-	args := append([]string{"-a", "-u", "-t", "5000"}, dirs...)
-	if err := exec.Command(filepath.Join(p.BinDir, "s6-svwait"), args...).Run(); err != nil {
-		logf("stage2: user bundle not up within 5s: %v", err)
 	}
 }
 

@@ -8,9 +8,11 @@ import (
 	"sort"
 	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/contenv"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
@@ -46,7 +48,8 @@ func read(t *testing.T, p string) string {
 	return string(b)
 }
 
-// tree lists dir as "path mode" lines, sorted.
+// tree lists dir as "path mode" lines, sorted; a symlink also shows its
+// target ("link Lrwxrwxrwx -> target"). Symlinks are not followed.
 func tree(t *testing.T, dir string) []string {
 	t.Helper()
 	var out []string
@@ -59,7 +62,15 @@ func tree(t *testing.T, dir string) []string {
 			return err
 		}
 		rel, _ := filepath.Rel(dir, p)
-		out = append(out, rel+" "+info.Mode().String())
+		line := rel + " " + info.Mode().String()
+		if info.Mode()&fs.ModeSymlink != 0 {
+			target, err := os.Readlink(p)
+			if err != nil {
+				return err
+			}
+			line += " -> " + target
+		}
+		out = append(out, line)
 		return nil
 	})
 	assert.NilError(t, err)
@@ -67,105 +78,42 @@ func tree(t *testing.T, dir string) []string {
 	return out
 }
 
-// rcTree writes an s6-rc source directory like the image's.
+// rcTree writes an s6-rc source directory like the image's: main-hermes (in
+// the user bundle) and hermes-admin (with a notification-fd), no logger;
+// and, for the generic case, a gateway whose logger is its own longrun
+// (s6-rc's producer-for / consumer-for), a oneshot, and a stray file.
 func rcTree(t *testing.T, rcd string) {
 	t.Helper()
 	longrun := func(name, run string) {
 		write(t, filepath.Join(rcd, name, "type"), "longrun\n", 0o644)
 		write(t, filepath.Join(rcd, name, "run"), run, 0o755)
 	}
+	longrun("main-hermes", "#!/bin/sh\nexec watch\n")
+	write(t, filepath.Join(rcd, "main-hermes", "dependencies.d", "base"), "", 0o644)
+	write(t, filepath.Join(rcd, "main-hermes", "data", "note"), "kept", 0o600)
+	assert.NilError(t, os.Symlink("note", filepath.Join(rcd, "main-hermes", "data", "link")))
+	assert.NilError(t, os.Symlink("/etc/hostname", filepath.Join(rcd, "main-hermes", "link")))
+	write(t, filepath.Join(rcd, "main-hermes", "timeout-up"), "4000\n", 0o644)
+
+	longrun("hermes-admin", "#!/bin/sh\nexec admin\n")
+	write(t, filepath.Join(rcd, "hermes-admin", "notification-fd"), "3", 0o644)
+	write(t, filepath.Join(rcd, "hermes-admin", "dependencies.d", "base"), "", 0o644)
+
 	longrun("gateway-default", "#!/bin/sh\nexec gateway\n")
 	write(t, filepath.Join(rcd, "gateway-default", "finish"), "#!/bin/sh\nexit 0\n", 0o755)
 	write(t, filepath.Join(rcd, "gateway-default", "producer-for"), "gateway-default-log\n", 0o644)
 	write(t, filepath.Join(rcd, "gateway-default", "dependencies.d", "base"), "", 0o644)
+	write(t, filepath.Join(rcd, "gateway-default", "down-signal"), "SIGINT\n", 0o644)
 	longrun("gateway-default-log", "#!/bin/sh\nexec s6-log 1\n")
 	write(t, filepath.Join(rcd, "gateway-default-log", "consumer-for"), "gateway-default\n", 0o644)
 	write(t, filepath.Join(rcd, "gateway-default-log", "pipeline-name"), "gateway-default-pipeline\n", 0o644)
-
-	longrun("dashboard", "#!/bin/sh\nexec dashboard\n")
-	write(t, filepath.Join(rcd, "dashboard", "producer-for"), "dashboard-log\n", 0o644)
-	longrun("dashboard-log", "#!/bin/sh\nexec s6-log 1\n")
-	write(t, filepath.Join(rcd, "dashboard-log", "consumer-for"), "dashboard\n", 0o644)
-
-	longrun("main-hermes", "#!/bin/sh\nexec watch\n")
-	write(t, filepath.Join(rcd, "main-hermes", "data", "note"), "kept", 0o600)
-	assert.NilError(t, os.Symlink("/etc/hostname", filepath.Join(rcd, "main-hermes", "link")))
+	write(t, filepath.Join(rcd, "gateway-default-log", "notification-fd"), "03\n", 0o644)
 
 	write(t, filepath.Join(rcd, "init-setup", "type"), "oneshot\n", 0o644)
 	write(t, filepath.Join(rcd, "init-setup", "up"), "hermes-setup\n", 0o644)
-	write(t, filepath.Join(rcd, "base", "type"), "bundle\n", 0o644)
-	write(t, filepath.Join(rcd, "notes.txt"), "not a service\n", 0o644)
-}
-
-func TestLayServices(t *testing.T) {
-	root := t.TempDir()
-	rcd, scan := filepath.Join(root, "s6-rc.d"), filepath.Join(root, "service")
-	rcTree(t, rcd)
 	write(t, filepath.Join(rcd, "user", "type"), "bundle\n", 0o644)
-	write(t, filepath.Join(rcd, "user", "contents.d", "gateway-default"), "", 0o644)
-	write(t, filepath.Join(rcd, "user", "contents.d", "main-hermes"), "", 0o644)
-
-	assert.NilError(t, LayServices(rcd, scan))
-	assert.Check(t, is.DeepEqual(tree(t, scan), []string{
-		"dashboard drwxr-xr-x",
-		"dashboard/down -rw-r--r--", // not in the user bundle
-		"dashboard/log drwxr-xr-x",
-		"dashboard/log/run -rwxr-xr-x",
-		"dashboard/log/type -rw-r--r--",
-		"dashboard/run -rwxr-xr-x",
-		"dashboard/type -rw-r--r--",
-		"gateway-default drwxr-xr-x",
-		"gateway-default/finish -rwxr-xr-x",
-		"gateway-default/log drwxr-xr-x",
-		"gateway-default/log/run -rwxr-xr-x",
-		"gateway-default/log/type -rw-r--r--",
-		"gateway-default/run -rwxr-xr-x",
-		"gateway-default/type -rw-r--r--",
-		"main-hermes drwxr-xr-x",
-		"main-hermes/data drwxr-xr-x",
-		"main-hermes/data/note -rw-------",
-		"main-hermes/run -rwxr-xr-x",
-		"main-hermes/type -rw-r--r--",
-	}))
-	assert.Check(t, is.Equal(read(t, filepath.Join(scan, "gateway-default", "log", "run")), "#!/bin/sh\nexec s6-log 1\n"))
-	assert.Check(t, is.Equal(read(t, filepath.Join(scan, "main-hermes", "data", "note")), "kept"))
-}
-
-func TestLayServicesWithUserBundlesD(t *testing.T) {
-	// s6-overlay 3.2.3.2 moved the user bundle to user-bundles.d/user.
-	root := t.TempDir()
-	rcd, scan := filepath.Join(root, "s6-rc.d"), filepath.Join(root, "service")
-	rcTree(t, rcd)
-	write(t, filepath.Join(root, "user-bundles.d", "user", "contents.d", "dashboard"), "", 0o644)
-
-	assert.NilError(t, LayServices(rcd, scan))
-	for name, down := range map[string]bool{"dashboard": false, "gateway-default": true, "main-hermes": true} {
-		_, err := os.Stat(filepath.Join(scan, name, "down"))
-		assert.Check(t, is.Equal(err == nil, down), "%s down", name)
-	}
-}
-
-func TestLayServicesErrors(t *testing.T) {
-	root := t.TempDir()
-	assert.NilError(t, LayServices(filepath.Join(root, "missing"), filepath.Join(root, "service")), "no s6-rc.d: nothing to lay")
-
-	write(t, filepath.Join(root, "file"), "", 0o644)
-	assert.Check(t, LayServices(filepath.Join(root, "file"), filepath.Join(root, "service")) != nil)
-
-	rcd := filepath.Join(root, "s6-rc.d")
-	write(t, filepath.Join(rcd, "svc", "type"), "longrun\n", 0o644)
-	write(t, filepath.Join(rcd, "svc", "producer-for"), "svc-log\n", 0o644)
-	err := LayServices(rcd, filepath.Join(root, "service"))
-	assert.Check(t, is.ErrorContains(err, "laying svc/log: "), "the logger named by producer-for is missing")
-
-	write(t, filepath.Join(root, "blocked", "svc"), "a file where the service goes", 0o644)
-	err = LayServices(rcd, filepath.Join(root, "blocked"))
-	assert.Check(t, is.ErrorContains(err, "laying svc: "))
-
-	assert.NilError(t, os.Remove(filepath.Join(rcd, "svc", "producer-for")))
-	scan := filepath.Join(root, "service2")
-	assert.NilError(t, os.MkdirAll(filepath.Join(scan, "svc", "down"), 0o755))
-	assert.Check(t, LayServices(rcd, scan) != nil, "the down marker cannot be written")
+	write(t, filepath.Join(rcd, "user", "contents.d", ".empty"), "", 0o644)
+	write(t, filepath.Join(rcd, "notes.txt"), "not a service\n", 0o644)
 }
 
 func TestRunDirRunsExecutablesInOrder(t *testing.T) {
@@ -222,20 +170,6 @@ func TestEnvValueAndMsEnv(t *testing.T) {
 	assert.Check(t, is.Equal(msEnv(p, "S6_TEST_MISSING", 3000), 3*time.Second))
 }
 
-func TestScrubbedEnv(t *testing.T) {
-	t.Setenv("PATH", "/usr/bin:/bin")
-	t.Setenv("S6_VERBOSITY", "2")
-	t.Setenv("HERMES_SECRET", "x")
-	env := scrubbedEnv()
-	assert.Check(t, is.Equal(env[0], "PATH=/command:/usr/bin:/bin"))
-	assert.Check(t, is.Contains(env, "S6_VERBOSITY=2"))
-	for _, kv := range env[1:] {
-		assert.Check(t, strings.HasPrefix(kv, "S6_"), "only S6_* settings pass: %s", kv)
-	}
-	t.Setenv("PATH", "")
-	assert.Check(t, is.Equal(scrubbedEnv()[0], "PATH="+BasePath))
-}
-
 // fakeBin writes stand-ins for the s6 programs the stage layer calls: each
 // records its arguments in calls and exits with the code given.
 func fakeBin(t *testing.T, codes map[string]int) (bin, calls string) {
@@ -256,38 +190,18 @@ func TestWaitSvscan(t *testing.T) {
 	assert.NilError(t, waitSvscan(Paths{ScanDir: scan}, 5*time.Second))
 }
 
-func TestWaitUserBundle(t *testing.T) {
-	scan := t.TempDir()
-	for _, d := range []string{"gateway-default", "main-hermes", "dashboard", ".s6-svscan"} {
-		assert.NilError(t, os.Mkdir(filepath.Join(scan, d), 0o755))
-	}
-	write(t, filepath.Join(scan, "dashboard", "down"), "", 0o644)
-
-	bin, calls := fakeBin(t, map[string]int{"s6-svwait": 0})
-	log := captureStderr(t, func() { waitUserBundle(Paths{BinDir: bin, ScanDir: scan}) })
-	assert.Check(t, is.Equal(log, ""))
-	assert.Check(t, is.Equal(read(t, calls), "s6-svwait -a -u -t 5000 "+filepath.Join(scan, "gateway-default")+" "+filepath.Join(scan, "main-hermes")+"\n"))
-
-	bin, _ = fakeBin(t, map[string]int{"s6-svwait": 1})
-	log = captureStderr(t, func() { waitUserBundle(Paths{BinDir: bin, ScanDir: scan}) })
-	assert.Check(t, is.Equal(log, "s6-stage: stage2: user bundle not up within 5s: exit status 1\n"))
-
-	empty := t.TempDir()
-	bin, calls = fakeBin(t, map[string]int{"s6-svwait": 0})
-	waitUserBundle(Paths{BinDir: bin, ScanDir: empty})
-	_, err := os.Stat(calls)
-	assert.Check(t, is.ErrorIs(err, os.ErrNotExist), "nothing to wait for")
-}
-
 // testPaths are the stage layer's paths under a temporary root.
 func testPaths(t *testing.T, bin string) Paths {
 	root := t.TempDir()
 	return Paths{
+		Run:        filepath.Join(root, "run"),
 		ScanDir:    filepath.Join(root, "run/service"),
 		EnvDir:     filepath.Join(root, "run/s6/container_environment"),
 		WorkdirF:   filepath.Join(root, "run/s6/workdir"),
 		ExitCodeF:  filepath.Join(root, "run/s6-linux-init-container-results/exitcode"),
 		RcInit:     filepath.Join(root, "run/s6/basedir/scripts/rc.init"),
+		DB:         filepath.Join(root, "run/s6/db"),
+		LiveDir:    filepath.Join(root, "run/s6-rc"),
 		RcD:        filepath.Join(root, "etc/s6-overlay/s6-rc.d"),
 		ContInit:   filepath.Join(root, "etc/cont-init.d"),
 		ContFinish: filepath.Join(root, "etc/cont-finish.d"),
@@ -296,54 +210,36 @@ func testPaths(t *testing.T, bin string) Paths {
 	}
 }
 
-func TestInitPreparesRunAndStartsStage2(t *testing.T) {
-	p := testPaths(t, t.TempDir()) // no s6-svscan there: the final exec fails
+// asPID1 makes Init believe it is PID 1 for the rest of the test.
+func asPID1(t *testing.T) {
+	t.Helper()
+	old := getpid
+	getpid = func() int { return 1 }
+	t.Cleanup(func() { getpid = old })
+}
+
+// asUID makes Init believe its effective uid is uid for the rest of the test.
+func asUID(t *testing.T, uid int) {
+	t.Helper()
+	old := geteuid
+	geteuid = func() int { return uid }
+	t.Cleanup(func() { geteuid = old })
+}
+
+// stage2Env runs Init with a stand-in for this binary that records how
+// stage 2 was started, and returns stage 2's arguments and environment.
+func stage2Env(t *testing.T, p Paths, cmd ...string) (args string, env []string) {
+	t.Helper()
 	out := filepath.Join(t.TempDir(), "stage2")
-	// The stand-in for this binary records how stage 2 was started.
 	write(t, p.Self, "#!/bin/sh\necho $$ > "+out+".pid\necho \"$0 $*\" > "+out+".args\nenv > "+out+".env\n", 0o755)
-	rcTree(t, p.RcD)
-	write(t, filepath.Join(p.ScanDir, "stale", "run"), "from the last boot", 0o755)
-	t.Setenv("S6_KEEP_ENV", "")
-	t.Setenv("S6_KILL_GRACETIME", "200")
-	t.Setenv("HERMES_TEST_VALUE", "a b\nc")
-	wd, err := os.Getwd()
-	assert.NilError(t, err)
-
-	err = Init(p, []string{"hermes", "gateway", "run"})
+	err := Init(p, cmd)
 	assert.Check(t, is.ErrorContains(err, "no such file or directory"), "becoming s6-svscan fails without it")
-
-	assert.Check(t, is.Equal(read(t, p.WorkdirF), wd))
-	assert.Check(t, is.Equal(read(t, p.ExitCodeF), "0"))
-	assert.Check(t, is.Equal(read(t, filepath.Join(p.EnvDir, "HERMES_TEST_VALUE")), "a b\nc"))
-	target, err := os.Readlink(p.RcInit)
-	assert.NilError(t, err)
-	assert.Check(t, is.Equal(target, p.Self))
-	assert.Check(t, is.Equal(read(t, filepath.Join(p.ScanDir, ".s6-svscan", "finish")), "#!/bin/sh\nexec "+p.Self+" stage3\n"))
-	_, err = os.Stat(filepath.Join(p.ScanDir, "stale"))
-	assert.Check(t, is.ErrorIs(err, os.ErrNotExist), "a restarted container starts clean")
-	_, err = os.Stat(filepath.Join(p.ScanDir, "dashboard", "run"))
-	assert.Check(t, err, "the services are laid")
-
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		if b, err := os.ReadFile(out + ".env"); err == nil && strings.Contains(string(b), "PATH=") {
 			return poll.Success()
 		}
 		return poll.Continue("stage 2 has not run")
 	}, pollOpts...)
-	assert.Check(t, is.Equal(read(t, out+".args"), p.RcInit+" top hermes gateway run\n"))
-	env := strings.Split(strings.TrimSpace(read(t, out+".env")), "\n")
-	for _, kv := range env {
-		name, _, _ := strings.Cut(kv, "=")
-		switch {
-		case name == "PATH":
-			assert.Check(t, strings.HasPrefix(kv, "PATH=/command:"), kv)
-		case strings.HasPrefix(name, "S6_"), name == "PWD", name == "SHLVL", name == "_", name == "OLDPWD":
-		default:
-			t.Errorf("stage 2 must get a scrubbed environment, got %q", kv)
-		}
-	}
-	assert.Check(t, is.Contains(env, "S6_KILL_GRACETIME=200"))
-
 	// The stage 2 child exited; reap collects it.
 	pid := strings.TrimSpace(read(t, out+".pid"))
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
@@ -353,20 +249,197 @@ func TestInitPreparesRunAndStartsStage2(t *testing.T) {
 		}
 		return poll.Continue("stage 2 (pid %s) not reaped", pid)
 	}, pollOpts...)
+	for _, kv := range strings.Split(strings.TrimSpace(read(t, out+".env")), "\n") {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "PWD", "SHLVL", "_", "OLDPWD": // the stand-in's shell
+		default:
+			env = append(env, kv)
+		}
+	}
+	sort.Strings(env)
+	return read(t, out+".args"), env
+}
+
+func TestInitPreparesRunAndStartsStage2(t *testing.T) {
+	asPID1(t)
+	p := testPaths(t, t.TempDir()) // no s6-svscan there: the final exec fails
+	rcTree(t, p.RcD)
+	write(t, filepath.Join(p.ScanDir, "stale", "run"), "from the last boot", 0o755)
+	t.Setenv("S6_KEEP_ENV", "")
+	t.Setenv("S6_KILL_GRACETIME", "200")
+	t.Setenv("HERMES_TEST_VALUE", "a b\nc")
+	t.Setenv("PATH", os.Getenv("PATH")+":/command")
+	wd, err := os.Getwd()
+	assert.NilError(t, err)
+
+	args, env := stage2Env(t, p, "hermes", "gateway", "run")
+
+	assert.Check(t, is.Equal(args, p.RcInit+" top hermes gateway run\n"))
+	// s6-linux-init -p: stage 2 and s6-svscan get PATH alone, even S6_*
+	// settings are read from the container environment.
+	assert.Check(t, is.DeepEqual(env, []string{"PATH=" + os.Getenv("PATH")}))
+	assert.Check(t, is.Equal(read(t, p.WorkdirF), wd))
+	assert.Check(t, is.Equal(read(t, p.ExitCodeF), "0"))
+	assert.Check(t, is.Equal(read(t, filepath.Join(p.EnvDir, "HERMES_TEST_VALUE")), "a b\nc"))
+	assert.Check(t, is.Equal(read(t, filepath.Join(p.EnvDir, "S6_KILL_GRACETIME")), "200"))
+	target, err := os.Readlink(p.RcInit)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(target, p.Self))
+	assert.Check(t, is.Equal(read(t, filepath.Join(p.ScanDir, ".s6-svscan", "finish")), "#!/bin/sh\nexec "+p.Self+" stage3\n"))
+	_, err = os.Stat(filepath.Join(p.ScanDir, "stale"))
+	assert.Check(t, is.ErrorIs(err, os.ErrNotExist), "a restarted container starts clean")
+	target, err = os.Readlink(filepath.Join(p.ScanDir, "main-hermes"))
+	assert.Check(t, err, "the services are laid")
+	assert.Check(t, is.Equal(target, filepath.Join(p.LiveDir, "servicedirs", "main-hermes")))
+}
+
+func TestInitDumpsTheEnvironmentWithInitsPath(t *testing.T) {
+	asPID1(t)
+	p := testPaths(t, t.TempDir())
+	t.Setenv("S6_KEEP_ENV", "0")
+	t.Setenv("PATH", "/usr/local/bin:/usr/bin")
+	_, env := stage2Env(t, p)
+	want := "/command:/bin:/usr/local/bin:/usr/bin"
+	assert.Check(t, is.DeepEqual(env, []string{"PATH=" + want}))
+	assert.Check(t, is.Equal(read(t, filepath.Join(p.EnvDir, "PATH")), want), "s6-linux-init dumps what /init exported")
+	assert.Check(t, is.Equal(read(t, filepath.Join(p.EnvDir, "S6_KEEP_ENV")), "0"))
 }
 
 func TestInitKeepsTheEnvironmentWithS6KeepEnv(t *testing.T) {
+	asPID1(t)
 	p := testPaths(t, t.TempDir())
-	write(t, p.Self, "", 0o755)
-	assert.NilError(t, os.Remove(p.Self))
-	assert.NilError(t, os.Symlink("/bin/true", p.Self))
 	t.Setenv("S6_KEEP_ENV", "1")
-	assert.Check(t, Init(p, nil) != nil)
+	t.Setenv("HERMES_TEST_VALUE", "kept")
+	t.Setenv("PATH", "/usr/bin:/bin")
+
+	_, env := stage2Env(t, p)
+
+	// stage0 dumps the environment into s6-linux-init's basedir/env, which
+	// it gives to stage 2 and s6-svscan: everything passes, PATH as /init
+	// made it; no container_environment is written.
+	assert.Check(t, is.Contains(env, "HERMES_TEST_VALUE=kept"))
+	assert.Check(t, is.Contains(env, "S6_KEEP_ENV=1"))
+	assert.Check(t, is.Contains(env, "PATH=/command:/usr/bin:/bin"))
+	for _, kv := range os.Environ() {
+		switch name, _, _ := strings.Cut(kv, "="); name {
+		case "PATH", "PWD", "SHLVL", "_", "OLDPWD":
+		default:
+			assert.Check(t, is.Contains(env, kv))
+		}
+	}
 	_, err := os.Stat(p.EnvDir)
 	assert.Check(t, is.ErrorIs(err, os.ErrNotExist), "nothing dumped")
 }
 
+func TestKeepEnvAgreesWithContenv(t *testing.T) {
+	dir := t.TempDir()
+	write(t, filepath.Join(dir, "FROM_DIR"), "1", 0o644)
+	for _, v := range []string{"", "0", "1", "yes", "00"} {
+		environ := []string{"S6_KEEP_ENV=" + v, "HERE=1"}
+		kept := contenv.Environ(environ, dir)[0] == environ[0]
+		assert.Check(t, is.Equal(keepEnv(environ), kept), "S6_KEEP_ENV=%q", v)
+	}
+	assert.Check(t, !keepEnv([]string{"HERE=1"}))
+}
+
+func TestInitPath(t *testing.T) {
+	for in, want := range map[string]string{
+		"":               "/command:/usr/bin:/bin",
+		"/usr/local/bin": "/command:/usr/bin:/bin:/usr/local/bin",
+		"/usr/bin:/bin":  "/command:/usr/bin:/bin",
+		"/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin": "/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin",
+	} {
+		assert.Check(t, is.Equal(initPath(in), want), "PATH=%q", in)
+	}
+}
+
+func TestInitRefusesUnlessPID1(t *testing.T) {
+	// The test binary is not PID 1: like s6-overlay-suexec, Init refuses
+	// before it touches anything.
+	p := testPaths(t, t.TempDir())
+	rcTree(t, p.RcD)
+	assert.NilError(t, os.MkdirAll(p.Run, 0o755))
+	assert.NilError(t, os.Chmod(p.Run, os.ModeSticky|0o777))
+
+	var code int
+	log := captureStderr(t, func() { code = InitMain(p, []string{"true"}) })
+	assert.Check(t, is.Equal(code, 100))
+	assert.Check(t, is.Equal(log, "s6-stage: fatal: can only run as pid 1\n"))
+	assert.Check(t, is.ErrorIs(Init(p, nil), ErrNotPID1))
+	assert.Check(t, is.DeepEqual(tree(t, p.Run), []string(nil)), "nothing laid in /run")
+	st, err := os.Stat(p.Run)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Mode().String(), "dtrwxrwxrwx"), "/run untouched")
+}
+
+func TestInitMakesRunRootOwned0755WhenRoot(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("needs root to chown")
+	}
+	asPID1(t)
+	p := testPaths(t, t.TempDir())
+	assert.NilError(t, os.MkdirAll(p.Run, 0o755))
+	assert.NilError(t, os.Chmod(p.Run, os.ModeSticky|0o777))
+	assert.NilError(t, os.Chown(p.Run, 10000, 10000))
+	// A symlink planted by an unprivileged user during the last boot.
+	assert.NilError(t, os.Symlink("/etc", p.LiveDir))
+
+	stage2Env(t, p)
+
+	st, err := os.Lstat(p.Run)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Mode().String(), "drwxr-xr-x"))
+	assert.Check(t, is.Equal(st.Sys().(*syscall.Stat_t).Uid, uint32(0)))
+	assert.Check(t, is.Equal(st.Sys().(*syscall.Stat_t).Gid, uint32(0)))
+	target, err := os.Readlink(p.LiveDir)
+	assert.NilError(t, err)
+	assert.Check(t, strings.HasPrefix(target, "s6-rc:s6-rc-init:"), "the planted link is replaced, not followed")
+
+	// A missing /run is made as preinit makes it.
+	p = testPaths(t, t.TempDir())
+	stage2Env(t, p)
+	st, err = os.Lstat(p.Run)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Mode().String(), "drwxr-xr-x"))
+}
+
+func TestInitLeavesRunAloneUnlessRoot(t *testing.T) {
+	asPID1(t)
+	asUID(t, 10000)
+	p := testPaths(t, t.TempDir())
+	assert.NilError(t, os.MkdirAll(p.Run, 0o755))
+	assert.NilError(t, os.Chmod(p.Run, os.ModeSticky|0o777))
+	stage2Env(t, p)
+	st, err := os.Lstat(p.Run)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Mode().String(), "dtrwxrwxrwx"))
+}
+
+func TestInitRefusesARunThatIsNotADirectory(t *testing.T) {
+	asPID1(t)
+	p := testPaths(t, t.TempDir())
+	write(t, filepath.Join(filepath.Dir(p.Run), "elsewhere"), "", 0o644)
+	assert.NilError(t, os.Symlink("elsewhere", p.Run))
+	assert.Check(t, is.ErrorContains(Init(p, nil), "stage1: "+p.Run+" is not a directory"))
+}
+
+func TestInitCleansWhatAPreviousBootLeft(t *testing.T) {
+	asPID1(t)
+	p := testPaths(t, t.TempDir())
+	old := p.LiveDir + ":s6-rc-init:oldOld"
+	write(t, filepath.Join(old, "servicedirs", "gone", "run"), "", 0o755)
+	assert.NilError(t, os.Symlink(filepath.Base(old), p.LiveDir))
+	write(t, filepath.Join(p.DB, "servicedirs", "gone", "run"), "", 0o755)
+	write(t, filepath.Join(p.EnvDir, "STALE"), "1", 0o644)
+	stage2Env(t, p)
+	for _, gone := range []string{old, filepath.Join(p.DB, "servicedirs", "gone"), filepath.Join(p.EnvDir, "STALE")} {
+		_, err := os.Lstat(gone)
+		assert.Check(t, is.ErrorIs(err, os.ErrNotExist), gone)
+	}
+}
+
 func TestInitStopsWhenRunIsUnusable(t *testing.T) {
+	asPID1(t)
 	p := testPaths(t, t.TempDir())
 	write(t, filepath.Join(filepath.Dir(p.ScanDir), "file"), "", 0o644)
 	p.ScanDir = filepath.Join(filepath.Dir(p.ScanDir), "file", "service")
