@@ -1,11 +1,16 @@
 package standin
 
+// In-process tests: everything that returns without serving.
+
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -13,353 +18,771 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// runMain calls Main in-process. Only commands that return without
-// serving may be run this way.
-func runMain(t *testing.T, args ...string) (code int, stdout, stderr string) {
-	t.Helper()
-	var out, errOut bytes.Buffer
-	code = Main(args, &out, &errOut)
-	return code, out.String(), errOut.String()
+// fakeSys is a System on a temporary root with recorded program runs and
+// execs.
+type fakeSys struct {
+	*System
+	stdout, stderr bytes.Buffer
+	root           string
+	runs           [][]string
+	execs          [][]string
+	// answers maps a program's base name to its exit code and stderr.
+	answers map[string]answer
+	execErr error
 }
 
-// oneLine asserts s is exactly one newline-terminated line and returns it.
-func oneLine(t *testing.T, s string) string {
-	t.Helper()
-	assert.Assert(t, strings.HasSuffix(s, "\n") && strings.Count(s, "\n") == 1, "want exactly one line, got %q", s)
-	return strings.TrimSuffix(s, "\n")
+type answer struct {
+	code   int
+	stderr string
+	err    error
 }
 
-func TestHelp(t *testing.T) {
+func newFakeSys(t *testing.T, env ...string) *fakeSys {
+	t.Helper()
+	f := &fakeSys{root: t.TempDir(), answers: map[string]answer{}}
+	f.System = &System{
+		Args0:   "/opt/hermes/bin/hermes-agent",
+		Environ: append([]string{"HOME=" + t.TempDir(), "PATH=/usr/bin:/bin"}, env...),
+		Stdin:   strings.NewReader(""),
+		Stdout:  &f.stdout,
+		Stderr:  &f.stderr,
+		Root:    f.root,
+		Run: func(argv []string) (int, string, string, error) {
+			f.runs = append(f.runs, argv)
+			a := f.answers[filepath.Base(argv[0])]
+			return a.code, "", a.stderr, a.err
+		},
+		Exec: func(name string, argv, env []string) error {
+			f.execs = append(f.execs, append([]string{name}, argv...))
+			return f.execErr
+		},
+		Block: func() int { return 143 },
+	}
+	return f
+}
+
+// underS6 makes the fake root look like a container with s6-svscan as PID 1.
+func (f *fakeSys) underS6(t *testing.T) {
+	t.Helper()
+	assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "proc/1"), 0o755))
+	assert.NilError(t, os.WriteFile(filepath.Join(f.root, "proc/1/comm"), []byte("s6-svscan\n"), 0o644))
+	assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "run/s6/basedir"), 0o755))
+	assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "run/service"), 0o755))
+}
+
+func (f *fakeSys) main(args ...string) int { return f.Main(args) }
+
+func writeFile(t *testing.T, path, content string) {
+	t.Helper()
+	assert.NilError(t, os.MkdirAll(filepath.Dir(path), 0o755))
+	assert.NilError(t, os.WriteFile(path, []byte(content), 0o644))
+}
+
+func readJSON(t *testing.T, path string) map[string]any {
+	t.Helper()
+	b, err := os.ReadFile(path)
+	assert.NilError(t, err)
+	var m map[string]any
+	assert.NilError(t, json.Unmarshal(b, &m), "%s: %s", path, b)
+	return m
+}
+
+func TestHelpNamesEveryContractPointAndHook(t *testing.T) {
 	for _, arg := range []string{"help", "-h", "--help"} {
-		t.Run(arg, func(t *testing.T) {
-			code, stdout, stderr := runMain(t, arg)
-			assert.Equal(t, code, 0)
-			assert.Equal(t, stderr, "")
-			for _, want := range []string{
-				"STAND-IN for the Hermes agent, for tests only",
-				"gateway run [--replace]", "dashboard", "profile create NAME", "profile delete NAME", "profile list", "version",
-				"POST /debug/crash", "code 70", "signal=KILL",
-				"api_server_port", "stop_delay_ms", "fail_start", "HERMES_STANDIN_ENV_DUMP",
-			} {
-				assert.Check(t, is.Contains(stdout, want))
-			}
-		})
-	}
-}
-
-func TestVersion(t *testing.T) {
-	code, stdout, stderr := runMain(t, "version")
-	assert.Equal(t, code, 0)
-	assert.Equal(t, stderr, "")
-	assert.Equal(t, stdout, "hermes-agent-standin 0.1.0 (stand-in for the Hermes agent)\n")
-}
-
-func TestUnknownCommand(t *testing.T) {
-	for _, args := range [][]string{{"frobnicate"}, {"-p", "work", "frobnicate", "x"}, {"--verbose"}} {
-		code, stdout, stderr := runMain(t, args...)
-		cmd := args[len(args)-1]
-		if len(args) > 1 && args[0] == "-p" {
-			cmd = args[2]
+		f := newFakeSys(t)
+		assert.Equal(t, f.main(arg), 0)
+		out := f.stdout.String()
+		for _, want := range []string{
+			"STAND-IN for the Hermes agent, for tests only", AgentRef,
+			"gateway/platforms/api_server.py", "gateway/config.py", "hermes_cli/env_loader.py",
+			"_maybe_redirect_run_to_s6_supervision", "gateway/status.py", "gateway/restart.py",
+			"create_profile", "delete_profile", "web_server.py", "_scan_profile_flag",
+			"standin:", "stop_delay_ms", "fail_start", "POST /debug/crash", "signal=KILL", "HERMES_STANDIN_ENV_DUMP",
+		} {
+			assert.Check(t, is.Contains(out, want), "help for %s", arg)
 		}
-		assert.Equal(t, code, 2, "args %q", args)
-		assert.Equal(t, stdout, "")
-		assert.Equal(t, oneLine(t, stderr), `hermes-agent-standin: unknown command "`+cmd+`"`)
 	}
 }
 
-func TestNoCommandPrintsUsage(t *testing.T) {
-	code, stdout, stderr := runMain(t)
-	assert.Equal(t, code, 2)
-	assert.Equal(t, stdout, "")
-	assert.Check(t, is.Contains(stderr, "Usage:"))
+func TestVersionAndBadCommandLines(t *testing.T) {
+	f := newFakeSys(t)
+	assert.Equal(t, f.main("version"), 0)
+	assert.Check(t, is.Contains(f.stdout.String(), "stand-in for the Hermes agent"))
+
+	for _, args := range [][]string{{"frobnicate"}, {"gateway"}, {"gateway", "start"}, {"gateway", "run", "--bogus"},
+		{"profile"}, {"profile", "rename", "x"}, {"dashboard", "--port", "x"}, {"dashboard", "--port", "70000"}, {"dashboard", "--host"},
+		{"-p", "Bad Name", "gateway", "run"}, {"-p"}} {
+		f := newFakeSys(t, "HERMES_HOME="+t.TempDir())
+		assert.Equal(t, f.main(args...), 2, "args %q: %s", args, f.stderr.String())
+		assert.Check(t, is.Contains(f.stderr.String(), "error:"), "args %q", args)
+	}
+	f = newFakeSys(t)
+	assert.Equal(t, f.main(), 2)
+	assert.Check(t, is.Contains(f.stderr.String(), "Usage:"))
 }
 
-func TestGatewayNeedsRun(t *testing.T) {
-	code, _, stderr := runMain(t, "gateway", "start")
-	assert.Equal(t, code, 2)
-	assert.Check(t, is.Contains(oneLine(t, stderr), `unknown command "gateway start"`))
-}
-
-func TestParseGlobalOptions(t *testing.T) {
+func TestScanProfileFlag(t *testing.T) {
 	for _, tc := range []struct {
-		args        []string
-		wantProfile string
-		wantRest    []string
+		args     []string
+		name     string
+		consumed int
 	}{
-		{args: []string{"gateway", "run"}, wantProfile: "default", wantRest: []string{"gateway", "run"}},
-		{args: []string{"-p", "work", "gateway", "run"}, wantProfile: "work", wantRest: []string{"gateway", "run"}},
-		{args: []string{"--profile", "w2", "version"}, wantProfile: "w2", wantRest: []string{"version"}},
-		{args: []string{"--profile=w_3", "gateway", "run", "--replace"}, wantProfile: "w_3", wantRest: []string{"gateway", "run", "--replace"}},
-		{args: []string{"-p", "a", "-p", "b", "version"}, wantProfile: "b", wantRest: []string{"version"}},
-		{args: []string{"-p", "default"}, wantProfile: "default", wantRest: []string{}},
+		{[]string{"-p", "work", "gateway", "run"}, "work", 2},
+		{[]string{"gateway", "run", "--profile", "work"}, "work", 2},
+		{[]string{"gateway", "--profile=Work", "run"}, "Work", 1}, // validated later
+		{[]string{"gateway", "run", "--", "-p", "work"}, "", 0},
+		{[]string{"-p", "Work", "gateway"}, "", 0}, // not a name: left for the parser
+		{[]string{"-p"}, "", 0},
+		{[]string{"-p", strings.Repeat("a", 64)}, strings.Repeat("a", 64), 2},
+		{[]string{"-p", strings.Repeat("a", 65)}, "", 0},
 	} {
-		name, rest, err := parseGlobalOptions(tc.args)
-		assert.NilError(t, err, "args %q", tc.args)
-		assert.Equal(t, name, tc.wantProfile, "args %q", tc.args)
-		assert.DeepEqual(t, rest, tc.wantRest)
-	}
-
-	code, _, stderr := runMain(t, "-p")
-	assert.Equal(t, code, 2)
-	assert.Equal(t, oneLine(t, stderr), "hermes-agent-standin: option -p needs a profile name")
-}
-
-func TestProfileNameValidation(t *testing.T) {
-	valid := []string{"default", "a", "0", "work", "a-b_c", "9lives", strings.Repeat("x", 63)}
-	for _, name := range valid {
-		assert.Check(t, validateProfileName(name), "name %q", name)
-	}
-	invalid := []string{"", "A", "Work", "-a", "_a", "a.b", "a/b", "..", "../x", "a b", "é", strings.Repeat("x", 64)}
-	for _, name := range invalid {
-		t.Run("invalid/"+name, func(t *testing.T) {
-			for _, args := range [][]string{
-				{"-p", name, "gateway", "run"},
-				{"--profile=" + name, "version"},
-				{"profile", "create", name},
-				{"profile", "delete", name},
-			} {
-				code, stdout, stderr := runMain(t, args...)
-				assert.Equal(t, code, 2, "args %q", args)
-				assert.Equal(t, stdout, "")
-				line := oneLine(t, stderr)
-				assert.Check(t, is.Contains(line, `invalid profile name "`+name+`"`))
-				assert.Check(t, is.Contains(line, "^[a-z0-9][a-z0-9_-]{0,62}$"))
-			}
-		})
+		name, consumed, _ := scanProfileFlag(tc.args)
+		assert.Check(t, is.Equal(name, tc.name), "args %q", tc.args)
+		assert.Check(t, is.Equal(consumed, tc.consumed), "args %q", tc.args)
 	}
 }
 
 func TestResolveProfile(t *testing.T) {
-	t.Setenv("HERMES_HOME", "")
-	p, err := resolveProfile("default")
-	assert.NilError(t, err)
-	assert.Equal(t, p.dir, "/opt/data")
-
-	t.Setenv("HERMES_HOME", "/srv/hermes")
-	p, err = resolveProfile("default")
-	assert.NilError(t, err)
-	assert.Equal(t, p.dir, "/srv/hermes")
-	p, err = resolveProfile("work")
-	assert.NilError(t, err)
-	assert.Equal(t, p.dir, "/srv/hermes/profiles/work")
-}
-
-func TestProfileCreateListDelete(t *testing.T) {
-	home := filepath.Join(t.TempDir(), "home")
-	t.Setenv("HERMES_HOME", home)
-
-	code, stdout, _ := runMain(t, "profile", "list")
-	assert.Equal(t, code, 0)
-	assert.Equal(t, stdout, "default\n")
-
-	for _, name := range []string{"zeta", "alpha", "mid-1"} {
-		code, _, stderr := runMain(t, "profile", "create", name)
-		assert.Equal(t, code, 0, stderr)
-	}
-	info, err := os.Stat(filepath.Join(home, "profiles", "alpha"))
-	assert.NilError(t, err)
-	assert.Equal(t, info.Mode().Perm(), os.FileMode(0o750))
-	assert.Assert(t, info.IsDir())
-	cfg, err := os.ReadFile(filepath.Join(home, "profiles", "alpha", "config.yaml"))
-	assert.NilError(t, err)
-	assert.Equal(t, strings.Count(string(cfg), "\n"), 1)
-	assert.Check(t, strings.HasPrefix(string(cfg), "#"), "config.yaml must hold a comment line only: %q", cfg)
-	_, err = parseConfig(bytes.NewReader(cfg), "config.yaml")
-	assert.NilError(t, err)
-
-	// Stray entries that are not profiles stay out of the list.
-	assert.NilError(t, os.WriteFile(filepath.Join(home, "profiles", "notadir"), nil, 0o600))
-	assert.NilError(t, os.Mkdir(filepath.Join(home, "profiles", "Upper"), 0o750))
-
-	code, stdout, _ = runMain(t, "profile", "list")
-	assert.Equal(t, code, 0)
-	assert.Equal(t, stdout, "default\nalpha\nmid-1\nzeta\n")
-
-	code, _, stderr := runMain(t, "profile", "create", "alpha")
-	assert.Equal(t, code, 1)
-	assert.Check(t, is.Contains(oneLine(t, stderr), `profile "alpha" already exists`))
-
-	code, _, stderr = runMain(t, "profile", "create", "default")
-	assert.Equal(t, code, 1)
-	assert.Check(t, is.Contains(oneLine(t, stderr), `profile "default"`))
-
-	code, _, stderr = runMain(t, "profile", "delete", "mid-1")
-	assert.Equal(t, code, 0, stderr)
-	_, err = os.Stat(filepath.Join(home, "profiles", "mid-1"))
-	assert.Check(t, errors.Is(err, os.ErrNotExist))
-
-	code, _, stderr = runMain(t, "profile", "delete", "mid-1")
-	assert.Equal(t, code, 1)
-	assert.Check(t, is.Contains(oneLine(t, stderr), `profile "mid-1" does not exist`))
-
-	code, stdout, _ = runMain(t, "profile", "list")
-	assert.Equal(t, code, 0)
-	assert.Equal(t, stdout, "default\nalpha\nzeta\n")
-
-	for _, args := range [][]string{{"profile"}, {"profile", "create"}, {"profile", "list", "x"}, {"profile", "rename", "a"}} {
-		code, _, stderr := runMain(t, args...)
-		assert.Equal(t, code, 2, "args %q", args)
-		oneLine(t, stderr)
-	}
-}
-
-func TestParseConfigValid(t *testing.T) {
+	root := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(root, "profiles", "work"), 0o755))
 	for _, tc := range []struct {
-		name string
-		text string
-		want config
+		name    string
+		home    string // HERMES_HOME
+		args    []string
+		profile string
+		want    string // resolved home
+		rest    []string
 	}{
-		{name: "empty", text: "", want: config{}},
-		{name: "comments and blanks", text: "# hello\n\n   \n  # indented comment\n", want: config{}},
-		{name: "all keys", text: "api_server_port: 9000\nstop_delay_ms: 250\nfail_start: false\n",
-			want: config{port: 9000, stopDelay: 250 * time.Millisecond}},
-		{name: "fail_start true", text: "fail_start: true\n", want: config{failStart: true}},
-		{name: "quoted and commented", text: "api_server_port: \"8100\" # main port\nstop_delay_ms: '0'\n",
-			want: config{port: 8100}},
-		{name: "trailing comment", text: "stop_delay_ms: 10   # ms\n", want: config{stopDelay: 10 * time.Millisecond}},
-		{name: "CRLF", text: "api_server_port: 1\r\nfail_start: false\r\n", want: config{port: 1}},
-		{name: "unknown keys", text: "model: gpt-x\nlog.level: debug\nempty:\nurl: http://example.invalid/a#b\n", want: config{}},
-		{name: "tab after colon", text: "api_server_port:\t65535\n", want: config{port: 65535}},
+		{"no flag", root, []string{"gateway", "run"}, "default", root, []string{"gateway", "run"}},
+		{"flag anywhere", root, []string{"gateway", "-p", "work", "run"}, "work", filepath.Join(root, "profiles", "work"), []string{"gateway", "run"}},
+		{"--profile=", root, []string{"--profile=work", "gateway", "run"}, "work", filepath.Join(root, "profiles", "work"), []string{"gateway", "run"}},
+		{"normalised", root, []string{"--profile= Work ", "profile", "list"}, "work", filepath.Join(root, "profiles", "work"), []string{"profile", "list"}},
+		{"default by name", root, []string{"-p", "default", "profile", "list"}, "default", root, []string{"profile", "list"}},
+		{"profile-shaped HERMES_HOME trusted", filepath.Join(root, "profiles", "work"), []string{"gateway", "run"}, "work", filepath.Join(root, "profiles", "work"), []string{"gateway", "run"}},
+		{"root from a profile-shaped HERMES_HOME", filepath.Join(root, "profiles", "work"), []string{"-p", "default", "x"}, "default", root, []string{"x"}},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			got, err := parseConfig(strings.NewReader(tc.text), "config.yaml")
-			assert.NilError(t, err)
-			assert.Equal(t, got, tc.want)
+			f := newFakeSys(t)
+			env := newEnviron([]string{"HERMES_HOME=" + tc.home})
+			inv, _, ok := f.resolveProfile(tc.args, env)
+			assert.Assert(t, ok, f.stderr.String())
+			assert.Check(t, is.Equal(inv.profile, tc.profile))
+			assert.Check(t, is.Equal(inv.home, tc.want))
+			assert.Check(t, is.Equal(inv.root, root))
+			assert.Check(t, is.DeepEqual(inv.args, tc.rest))
 		})
 	}
 }
 
-func TestParseConfigInvalid(t *testing.T) {
+func TestProfileErrors(t *testing.T) {
+	root := t.TempDir()
 	for _, tc := range []struct {
-		name     string
-		text     string
-		wantLine int
-		wantMsg  string
+		args []string
+		err  string
 	}{
-		{name: "no colon", text: "# ok\njust words\n", wantLine: 2, wantMsg: `expected "key: value"`},
-		{name: "indented", text: "a: 1\n  b: 2\n", wantLine: 2, wantMsg: "nesting is not supported"},
-		{name: "nested block", text: "gateway:\n  port: 1\n", wantLine: 2, wantMsg: "nesting"},
-		{name: "list item", text: "- a\n", wantLine: 1, wantMsg: `expected "key: value"`},
-		{name: "document marker", text: "---\n", wantLine: 1, wantMsg: `expected "key: value"`},
-		{name: "no space after colon", text: "a:1\n", wantLine: 1, wantMsg: "expected a space"},
-		{name: "key with space", text: "my key: 1\n", wantLine: 1, wantMsg: "invalid key"},
-		{name: "empty key", text: ": 1\n", wantLine: 1, wantMsg: "invalid key"},
-		{name: "flow mapping", text: "a: {b: 1}\n", wantLine: 1, wantMsg: "only plain scalars"},
-		{name: "flow sequence", text: "a: [1, 2]\n", wantLine: 1, wantMsg: "only plain scalars"},
-		{name: "block scalar", text: "a: |\n", wantLine: 1, wantMsg: "only plain scalars"},
-		{name: "inline mapping", text: "a: b: c\n", wantLine: 1, wantMsg: "nested mappings"},
-		{name: "unterminated quote", text: "a: \"x\n", wantLine: 1, wantMsg: "unterminated"},
-		{name: "text after quote", text: "a: 'x' y\n", wantLine: 1, wantMsg: "after quoted value"},
-		{name: "duplicate key", text: "a: 1\n\na: 2\n", wantLine: 3, wantMsg: "first set on line 1"},
-		{name: "port not a number", text: "api_server_port: http\n", wantLine: 1, wantMsg: "api_server_port"},
-		{name: "port zero", text: "api_server_port: 0\n", wantLine: 1, wantMsg: "1..65535"},
-		{name: "port too big", text: "\napi_server_port: 65536\n", wantLine: 2, wantMsg: "1..65535"},
-		{name: "port empty", text: "api_server_port:\n", wantLine: 1, wantMsg: "api_server_port"},
-		{name: "negative delay", text: "stop_delay_ms: -1\n", wantLine: 1, wantMsg: "stop_delay_ms"},
-		{name: "fractional delay", text: "stop_delay_ms: 1.5\n", wantLine: 1, wantMsg: "stop_delay_ms"},
-		{name: "overflowing delay", text: "stop_delay_ms: 99999999999999999\n", wantLine: 1, wantMsg: "stop_delay_ms"},
-		{name: "fail_start yes", text: "fail_start: yes\n", wantLine: 1, wantMsg: "fail_start"},
+		{[]string{"-p", "nope", "gateway", "run"}, "Error: Profile 'nope' does not exist. Create it with: hermes profile create nope\n"},
+		{[]string{"--profile=nope", "profile", "list"}, "Error: Profile 'nope' does not exist. Create it with: hermes profile create nope\n"},
+		{[]string{"-p", "test", "gateway", "run"}, "Error: Profile name 'test' is reserved — it collides with either the Hermes installation itself or a common system binary.  Pick a different name.\n"},
+		{[]string{"--profile=a/b", "gateway", "run"}, "Error: Invalid profile name 'a/b'. Must match [a-z0-9][a-z0-9_-]{0,63}\n"},
+		{[]string{"--profile=", "gateway", "run"}, "Error: profile name cannot be empty\n"},
+	} {
+		f := newFakeSys(t, "HERMES_HOME="+root)
+		assert.Check(t, is.Equal(f.main(tc.args...), 1), "args %q", tc.args)
+		assert.Check(t, is.Equal(f.stderr.String(), tc.err), "args %q", tc.args)
+		assert.Check(t, is.Equal(f.stdout.String(), ""))
+	}
+}
+
+func TestActiveProfileIsStickyExceptUnderASupervisor(t *testing.T) {
+	root := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(root, "profiles", "work"), 0o755))
+	writeFile(t, filepath.Join(root, "active_profile"), "work\n")
+	f := newFakeSys(t)
+	inv, _, ok := f.resolveProfile([]string{"gateway", "run"}, newEnviron([]string{"HERMES_HOME=" + root}))
+	assert.Assert(t, ok)
+	assert.Check(t, is.Equal(inv.profile, "work"))
+	for _, marker := range []string{"HERMES_S6_SUPERVISED_CHILD=1", "HERMES_SUPERVISED_CHILD=1", "INVOCATION_ID=x", "HERMES_GATEWAY_EXTERNAL_SUPERVISOR=yes"} {
+		inv, _, ok := f.resolveProfile([]string{"gateway", "run"}, newEnviron([]string{"HERMES_HOME=" + root, marker}))
+		assert.Assert(t, ok)
+		assert.Check(t, is.Equal(inv.profile, "default"), marker)
+	}
+}
+
+func TestDotenv(t *testing.T) {
+	path := filepath.Join(t.TempDir(), ".env")
+	writeFile(t, path, "\ufeff# comment\n\nPLAIN=value # trailing comment\nexport EXPORTED=yes\nSQ='single # kept'\n"+
+		"DQ=\"a\\nb \\\"q\\\"\"\nEMPTY=\nNOEQUALS\n  SPACED  =  padded  \nHASH=a#b\n1BAD=x\n")
+	got := map[string]string{}
+	for _, p := range loadDotenv(path) {
+		got[p.key] = p.value
+	}
+	assert.DeepEqual(t, got, map[string]string{
+		"PLAIN": "value", "EXPORTED": "yes", "SQ": "single # kept", "DQ": "a\nb \"q\"",
+		"EMPTY": "", "SPACED": "padded", "HASH": "a#b",
+	})
+	assert.Check(t, is.Len(loadDotenv(filepath.Join(t.TempDir(), "missing")), 0))
+}
+
+func TestAPIServerResolution(t *testing.T) {
+	key := "0123456789abcdef" // 16 characters: usable
+	cfg := func(s string) map[string]any {
+		path := filepath.Join(t.TempDir(), "config.yaml")
+		writeFile(t, path, s)
+		doc, _, err := loadYAML(path)
+		assert.NilError(t, err)
+		return doc
+	}
+	for _, tc := range []struct {
+		name    string
+		doc     map[string]any
+		env     []string
+		enabled bool
+		refused bool
+		host    string
+		port    int
+	}{
+		{"nothing", nil, nil, false, false, "127.0.0.1", 8642},
+		{"usable key", nil, []string{"API_SERVER_KEY=" + key}, true, false, "127.0.0.1", 8642},
+		{"short key", nil, []string{"API_SERVER_KEY=0123456789abcde"}, false, false, "127.0.0.1", 8642},
+		{"padded short key", nil, []string{"API_SERVER_KEY=   0123456789abcde   "}, false, false, "127.0.0.1", 8642},
+		{"enabled without key", nil, []string{"API_SERVER_ENABLED=TRUE"}, true, true, "127.0.0.1", 8642},
+		{"enabled with short key", nil, []string{"API_SERVER_ENABLED=1", "API_SERVER_KEY=short"}, true, true, "127.0.0.1", 8642},
+		{"env host and port", nil, []string{"API_SERVER_KEY=" + key, "API_SERVER_HOST=0.0.0.0", "API_SERVER_PORT=9001"}, true, false, "0.0.0.0", 9001},
+		{"config port", cfg("platforms:\n  api_server:\n    extra:\n      port: 9100\n"), []string{"API_SERVER_KEY=" + key}, true, false, "127.0.0.1", 9100},
+		{"env port beats config", cfg("platforms:\n  api_server:\n    extra:\n      port: 9100\n"), []string{"API_SERVER_KEY=" + key, "API_SERVER_PORT=9200"}, true, false, "127.0.0.1", 9200},
+		{"bad env port: config", cfg("platforms:\n  api_server:\n    extra: {port: 9100}\n"), []string{"API_SERVER_KEY=" + key, "API_SERVER_PORT=eighty"}, true, false, "127.0.0.1", 9100},
+		{"bad env port: default", nil, []string{"API_SERVER_KEY=" + key, "API_SERVER_PORT=eighty"}, true, false, "127.0.0.1", 8642},
+		{"bad config port: default", cfg("platforms:\n  api_server:\n    extra: {port: soon}\n"), []string{"API_SERVER_KEY=" + key}, true, false, "127.0.0.1", 8642},
+		{"block-level port bridged", cfg("platforms:\n  api_server:\n    port: \"9300\"\n"), []string{"API_SERVER_KEY=" + key}, true, false, "127.0.0.1", 9300},
+		{"explicit enabled: false wins over the key", cfg("platforms:\n  api_server:\n    enabled: false\n"), []string{"API_SERVER_KEY=" + key}, false, false, "127.0.0.1", 8642},
+		{"enabled: no", cfg("platforms:\n  api_server:\n    enabled: no\n"), []string{"API_SERVER_KEY=" + key, "API_SERVER_ENABLED=true"}, false, false, "127.0.0.1", 8642},
+		{"config enabled, config key", cfg("platforms:\n  api_server:\n    enabled: true\n    extra: {key: " + key + ", host: 0.0.0.0}\n"), nil, true, false, "0.0.0.0", 8642},
+		{"config enabled, no key", cfg("platforms:\n  api_server:\n    enabled: true\n"), nil, true, true, "127.0.0.1", 8642},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			_, err := parseConfig(strings.NewReader(tc.text), "/p/config.yaml")
-			var cerr *configError
-			assert.Assert(t, errors.As(err, &cerr), "want a configError, got %v", err)
-			assert.Equal(t, cerr.line, tc.wantLine)
-			assert.Check(t, is.Contains(err.Error(), tc.wantMsg))
-			assert.Check(t, strings.HasPrefix(err.Error(), "invalid config /p/config.yaml:"), err.Error())
+			doc := tc.doc
+			if doc == nil {
+				doc = map[string]any{}
+			}
+			a := resolveAPIServer(doc, newEnviron(tc.env), "default")
+			assert.Check(t, is.Equal(a.enabled, tc.enabled))
+			assert.Check(t, is.Equal(a.refused(), tc.refused))
+			assert.Check(t, is.Equal(a.host, tc.host))
+			assert.Check(t, is.Equal(a.port, tc.port))
 		})
 	}
 }
 
-// TestGatewayRefusesToStart covers the exits that happen before the gateway
-// listens, so Main can run in-process.
-func TestGatewayRefusesToStart(t *testing.T) {
+func TestConfigYAMLAndHooks(t *testing.T) {
+	dir := t.TempDir()
+	_, ok, err := loadYAML(filepath.Join(dir, "missing.yaml"))
+	assert.Check(t, !ok && err == nil)
+	for _, bad := range []string{"this is: not: valid\n  - nested\n", "not: valid: yaml\n", "- a list\n", "just a string\n"} {
+		writeFile(t, filepath.Join(dir, "bad.yaml"), bad)
+		_, _, err := loadYAML(filepath.Join(dir, "bad.yaml"))
+		assert.Check(t, err != nil, "%q must not load", bad)
+	}
+	writeFile(t, filepath.Join(dir, "empty.yaml"), "# nothing\n")
+	doc, ok, err := loadYAML(filepath.Join(dir, "empty.yaml"))
+	assert.Check(t, ok && err == nil && len(doc) == 0)
+
+	h, err := standinHooks(map[string]any{"standin": map[string]any{"stop_delay_ms": 250, "fail_start": true}})
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(h.stopDelay, 250*time.Millisecond))
+	assert.Check(t, h.failStart)
+	h, err = standinHooks(map[string]any{"model": "x"})
+	assert.NilError(t, err)
+	assert.Check(t, h == hooks{})
+	for _, bad := range []map[string]any{
+		{"standin": "yes"},
+		{"standin": map[string]any{"stop_delay_ms": -1}},
+		{"standin": map[string]any{"stop_delay_ms": "500"}},
+		{"standin": map[string]any{"fail_start": "true"}},
+		{"standin": map[string]any{"stop_delay": 5}},
+	} {
+		_, err := standinHooks(bad)
+		assert.Check(t, err != nil, "%v must be refused", bad)
+	}
+}
+
+func TestRedirectDetection(t *testing.T) {
 	for _, tc := range []struct {
 		name     string
-		profile  string
-		config   string // written to the profile's config.yaml unless empty
-		env      map[string]string
-		wantCode int
-		wantMsg  string
+		s6       bool
+		comm     string
+		basedir  bool
+		env      []string
+		flags    []string
+		redirect bool
 	}{
-		{name: "invalid line", profile: "default", config: "api_server_port: 9000\nnot yaml at all\n",
-			wantCode: 78, wantMsg: "config.yaml:2: "},
-		{name: "bad port value", profile: "work", config: "# c\n\napi_server_port: 70000\n",
-			wantCode: 78, wantMsg: "config.yaml:3: "},
-		{name: "bad delay value", profile: "work", config: "stop_delay_ms: soon\n",
-			wantCode: 78, wantMsg: "config.yaml:1: "},
-		{name: "fail_start", profile: "default", config: "fail_start: true\n",
-			wantCode: 78, wantMsg: "fail_start: true, refusing to start"},
-		{name: "missing profile", profile: "ghost",
-			wantCode: 78, wantMsg: `profile "ghost" does not exist`},
-		{name: "bad API_SERVER_PORT", profile: "default", env: map[string]string{"API_SERVER_PORT": "eighty"},
-			wantCode: 78, wantMsg: "invalid API_SERVER_PORT"},
-		{name: "extra argument", profile: "default",
-			wantCode: 2, wantMsg: `unexpected argument "now"`},
+		{"s6", true, "s6-svscan\n", true, nil, nil, true},
+		{"not PID 1 s6", true, "tini\n", true, nil, nil, false},
+		{"no basedir", true, "s6-svscan\n", false, nil, nil, false},
+		{"no /proc/1/comm", false, "", false, nil, nil, false},
+		{"--no-supervise", true, "s6-svscan\n", true, nil, []string{"--no-supervise"}, false},
+		{"NO_SUPERVISE=1", true, "s6-svscan\n", true, []string{"HERMES_GATEWAY_NO_SUPERVISE=1"}, nil, false},
+		{"NO_SUPERVISE=YES", true, "s6-svscan\n", true, []string{"HERMES_GATEWAY_NO_SUPERVISE=YES"}, nil, false},
+		{"NO_SUPERVISE=True", true, "s6-svscan\n", true, []string{"HERMES_GATEWAY_NO_SUPERVISE=True"}, nil, false},
+		{"NO_SUPERVISE=on is not an opt-out", true, "s6-svscan\n", true, []string{"HERMES_GATEWAY_NO_SUPERVISE=on"}, nil, true},
+		{"NO_SUPERVISE=0", true, "s6-svscan\n", true, []string{"HERMES_GATEWAY_NO_SUPERVISE=0"}, nil, true},
+		{"NO_SUPERVISE=' 1'", true, "s6-svscan\n", true, []string{"HERMES_GATEWAY_NO_SUPERVISE= 1"}, nil, true},
+		{"supervised child", true, "s6-svscan\n", true, []string{"HERMES_S6_SUPERVISED_CHILD=1"}, nil, false},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			home := t.TempDir()
-			t.Setenv("HERMES_HOME", home)
-			t.Setenv("API_SERVER_HOST", "127.0.0.1")
-			t.Setenv("API_SERVER_PORT", "")
-			for k, v := range tc.env {
-				t.Setenv(k, v)
+			f := newFakeSys(t, append([]string{"HERMES_HOME=" + home}, tc.env...)...)
+			if tc.s6 {
+				writeFile(t, filepath.Join(f.root, "proc/1/comm"), tc.comm)
 			}
-			dir := home
-			if tc.profile != "default" && tc.profile != "ghost" {
-				dir = filepath.Join(home, "profiles", tc.profile)
-				assert.NilError(t, os.MkdirAll(dir, 0o750))
+			if tc.basedir {
+				assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "run/s6/basedir"), 0o755))
 			}
-			if tc.config != "" {
-				assert.NilError(t, os.WriteFile(filepath.Join(dir, "config.yaml"), []byte(tc.config), 0o640))
+			assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "run/service/gateway-default"), 0o755))
+			inv, _, ok := f.resolveProfile(append([]string{"gateway", "run"}, tc.flags...), newEnviron(f.Environ))
+			assert.Assert(t, ok)
+			fl, _, err := parseRunFlags(inv.args[2:])
+			assert.NilError(t, err)
+			code, done := f.redirectToS6(inv, fl.noSupervise)
+			assert.Check(t, is.Equal(done, tc.redirect))
+			if tc.redirect {
+				assert.Check(t, is.Equal(code, 0))
+				assert.Check(t, is.Len(f.execs, 1))
+			} else {
+				assert.Check(t, is.Len(f.runs, 0))
 			}
-			args := []string{"-p", tc.profile, "gateway", "run"}
-			if tc.name == "extra argument" {
-				args = append(args, "now")
-			}
-
-			code, stdout, stderr := runMain(t, args...)
-			assert.Equal(t, code, tc.wantCode)
-			assert.Equal(t, stdout, "")
-			line := oneLine(t, stderr)
-			assert.Check(t, is.Contains(line, tc.wantMsg))
-			assert.Check(t, strings.HasPrefix(line, "hermes-agent-standin: "), line)
-			_, err := os.Stat(filepath.Join(dir, pidFileName))
-			assert.Check(t, errors.Is(err, os.ErrNotExist), "no pid file may be written")
 		})
 	}
 }
 
-func TestDefaultProfileDirIsCreated(t *testing.T) {
-	home := filepath.Join(t.TempDir(), "new", "home")
-	t.Setenv("HERMES_HOME", home)
-	assert.NilError(t, (profile{name: "default", dir: home}).ensureDir())
-	info, err := os.Stat(home)
+func TestRedirectStartsTheSlotAndRecordsDesiredState(t *testing.T) {
+	root := t.TempDir()
+	work := filepath.Join(root, "profiles", "work")
+	assert.NilError(t, os.MkdirAll(work, 0o755))
+	writeFile(t, filepath.Join(work, runtimeStatusFile), `{"gateway_state":"stopped","pid":7,"extra":{"keep":[1,2]},"updated_at":"2020-01-01T00:00:00+00:00"}`)
+	f := newFakeSys(t, "HERMES_HOME="+root)
+	f.underS6(t)
+	assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "run/service/gateway-work"), 0o755))
+
+	before := time.Now().Unix()
+	assert.Equal(t, f.main("-p", "work", "gateway", "run", "-v"), 0)
+	assert.DeepEqual(t, f.runs, [][]string{{filepath.Join(f.root, "command/s6-svc"), "-u", filepath.Join(f.root, "run/service/gateway-work")}})
+	assert.DeepEqual(t, f.execs, [][]string{{"sleep", "sleep", "infinity"}})
+	assert.Equal(t, f.stderr.String(), Breadcrumb)
+	assert.Equal(t, f.stdout.String(), "")
+
+	b, err := os.ReadFile(filepath.Join(work, runtimeStatusFile))
 	assert.NilError(t, err)
-	assert.Assert(t, info.IsDir())
+	assert.Check(t, strings.HasSuffix(string(b), "}\n"))
+	st := readJSON(t, filepath.Join(work, runtimeStatusFile))
+	assert.Check(t, is.Equal(st["desired_state"], "running"))
+	assert.Check(t, is.Equal(st["gateway_state"], "stopped"), "other keys are kept")
+	assert.Check(t, is.DeepEqual(st["extra"], map[string]any{"keep": []any{1.0, 2.0}}))
+	updated, isNum := st["updated_at"].(float64)
+	assert.Check(t, isNum && updated >= float64(before), "updated_at is Unix seconds: %v", st["updated_at"])
 }
 
-func TestPidFile(t *testing.T) {
-	path := filepath.Join(t.TempDir(), pidFileName)
-	assert.NilError(t, writePidFile(path, 4242))
-	pid, err := readPidFile(path)
-	assert.NilError(t, err)
-	assert.Equal(t, pid, 4242)
+func TestRedirectFailures(t *testing.T) {
+	t.Run("missing slot", func(t *testing.T) {
+		f := newFakeSys(t, "HERMES_HOME="+t.TempDir())
+		f.underS6(t)
+		assert.Equal(t, f.main("gateway", "run"), 1)
+		assert.Equal(t, f.stdout.String(), "✗ no such gateway 'default': register it with `hermes profile create default` first, or pass an existing profile name via `-p <name>`\n")
+		assert.Check(t, is.Len(f.runs, 0))
+		assert.Check(t, is.Len(f.execs, 0))
+	})
+	t.Run("s6-svc fails", func(t *testing.T) {
+		home := t.TempDir()
+		f := newFakeSys(t, "HERMES_HOME="+home)
+		f.underS6(t)
+		assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "run/service/gateway-default"), 0o755))
+		f.answers["s6-svc"] = answer{code: 111, stderr: "s6-svc: fatal: unable to control: Permission denied\n"}
+		assert.Equal(t, f.main("gateway", "run"), 1)
+		assert.Equal(t, f.stdout.String(), "✗ s6-svc start on 'gateway-default' failed (rc=111): s6-svc: fatal: unable to control: Permission denied\n")
+		assert.Check(t, is.Len(f.execs, 0))
+		_, err := os.Stat(filepath.Join(home, runtimeStatusFile))
+		assert.Check(t, errors.Is(err, os.ErrNotExist), "no desired state when the start failed")
+	})
+	t.Run("sleep cannot be exec'd", func(t *testing.T) {
+		f := newFakeSys(t, "HERMES_HOME="+t.TempDir())
+		f.underS6(t)
+		assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "run/service/gateway-default"), 0o755))
+		f.execErr = errors.New("exec: \"sleep\": executable file not found in $PATH")
+		assert.Equal(t, f.main("gateway", "run"), 143)
+		assert.Check(t, is.Contains(f.stderr.String(), "`sleep` is unavailable"))
+	})
+}
 
-	// Another instance's pid file is left alone.
-	assert.NilError(t, removeOwnPidFile(path, 1))
-	_, err = os.Stat(path)
+func TestRunFlags(t *testing.T) {
+	f, help, err := parseRunFlags([]string{"--replace", "--force", "--no-supervise", "-vv", "--verbose", "-q", "--accept-hooks", "--external-supervisor"})
+	assert.NilError(t, err)
+	assert.Check(t, !help)
+	assert.Check(t, f == runFlags{replace: true, force: true, noSupervise: true, quiet: true, acceptHooks: true, externalSupervisor: true, verbose: 3}, "%+v", f)
+	_, help, _ = parseRunFlags([]string{"-h"})
+	assert.Check(t, help)
+	for _, bad := range []string{"--replace=yes", "-x", "--verbose2", "run"} {
+		_, _, err := parseRunFlags([]string{bad})
+		assert.Check(t, err != nil, bad)
+	}
+}
+
+func TestProfileCreate(t *testing.T) {
+	root := t.TempDir()
+	writeFile(t, filepath.Join(root, "config.yaml"), "# root\nmodel:\n  provider: openrouter   # the provider\n  default: some/model\nplatforms:\n  api_server: {enabled: true}\n")
+	f := newFakeSys(t, "HERMES_HOME="+root)
+	assert.Equal(t, f.main("profile", "create", "Work"), 0, f.stdout.String())
+	dir := filepath.Join(root, "profiles", "work")
+	assert.Equal(t, f.stdout.String(), "\nProfile 'Work' created at "+dir+"\n")
+	for _, d := range profileDirs {
+		assert.Check(t, isDir(filepath.Join(dir, d)), d)
+	}
+	st, err := os.Stat(filepath.Join(dir, ".env"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(st.Mode().Perm(), os.FileMode(0o600)))
+	env, _ := os.ReadFile(filepath.Join(dir, ".env"))
+	assert.Check(t, strings.HasPrefix(string(env), "#"), "a placeholder header only")
+	assert.Check(t, is.Len(loadDotenv(filepath.Join(dir, ".env")), 0))
+	_, err = os.Stat(filepath.Join(dir, "SOUL.md"))
+	assert.NilError(t, err)
+	cfg, err := os.ReadFile(filepath.Join(dir, "config.yaml"))
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(cfg), "model:\n  provider: openrouter\n  default: some/model\n"), "only the model block is copied")
+	entries, _ := os.ReadDir(filepath.Join(root, "profiles"))
+	assert.Check(t, is.Len(entries, 1), "no staging directory is left behind")
+	assert.Check(t, is.Len(f.runs, 0), "no s6: no registration")
+
+	// Without a model block there is no config.yaml; --no-skills writes the marker.
+	f = newFakeSys(t, "HERMES_HOME="+root)
+	assert.NilError(t, os.Remove(filepath.Join(root, "config.yaml")))
+	assert.Equal(t, f.main("profile", "create", "bare", "--no-skills", "--no-alias"), 0)
+	_, err = os.Stat(filepath.Join(root, "profiles", "bare", "config.yaml"))
+	assert.Check(t, errors.Is(err, os.ErrNotExist))
+	_, err = os.Stat(filepath.Join(root, "profiles", "bare", ".no-bundled-skills"))
 	assert.NilError(t, err)
 
-	assert.NilError(t, removeOwnPidFile(path, 4242))
-	_, err = os.Stat(path)
+	// A leftover staging directory of this pid is replaced.
+	stale := filepath.Join(root, "profiles", ".fresh.staging-"+strconv.Itoa(os.Getpid()))
+	writeFile(t, filepath.Join(stale, "junk"), "x")
+	f = newFakeSys(t, "HERMES_HOME="+root)
+	assert.Equal(t, f.main("profile", "create", "fresh"), 0)
+	_, err = os.Stat(filepath.Join(root, "profiles", "fresh", "junk"))
+	assert.Check(t, errors.Is(err, os.ErrNotExist))
+	_, err = os.Stat(stale)
+	assert.Check(t, errors.Is(err, os.ErrNotExist))
+}
+
+func TestProfileCreateRefusals(t *testing.T) {
+	root := t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(root, "profiles", "taken"), 0o755))
+	for _, tc := range []struct {
+		name, out string
+	}{
+		{"default", "Error: Cannot create a profile named 'default' — it is the built-in profile (~/.hermes).\n"},
+		{"DEFAULT", "Error: Cannot create a profile named 'default' — it is the built-in profile (~/.hermes).\n"},
+		{"taken", "Error: Profile 'taken' already exists at " + filepath.Join(root, "profiles", "taken") + "\n"},
+		{"root", "Error: Profile name 'root' is reserved — it collides with either the Hermes installation itself or a common system binary.  Pick a different name.\n"},
+		{"-bad", ""}, // an option to the parser: exit 2
+		{"a.b", "Error: Invalid profile name 'a.b'. Must match [a-z0-9][a-z0-9_-]{0,63}\n"},
+		{strings.Repeat("x", 65), "Error: Invalid profile name '" + strings.Repeat("x", 65) + "'. Must match [a-z0-9][a-z0-9_-]{0,63}\n"},
+	} {
+		f := newFakeSys(t, "HERMES_HOME="+root)
+		code := f.main("profile", "create", tc.name)
+		if tc.out == "" {
+			assert.Check(t, is.Equal(code, 2), tc.name)
+			continue
+		}
+		assert.Check(t, is.Equal(code, 1), tc.name)
+		assert.Check(t, is.Equal(f.stdout.String(), tc.out), tc.name)
+	}
+}
+
+func TestProfileCreateRegistersTheS6Slot(t *testing.T) {
+	root := t.TempDir()
+	f := newFakeSys(t, "HERMES_HOME="+root)
+	f.underS6(t)
+	assert.Equal(t, f.main("profile", "create", "work"), 0, f.stdout.String())
+	assert.Equal(t, f.stdout.String(), "\nProfile 'work' created at "+filepath.Join(root, "profiles", "work")+"\n")
+	scan := filepath.Join(f.root, "run/service")
+	assert.DeepEqual(t, f.runs, [][]string{{filepath.Join(f.root, "command/s6-svscanctl"), "-a", scan}})
+	slot := filepath.Join(scan, "gateway-work")
+	for _, p := range []string{"type", "run", "finish", "log/run", "down", "event", "supervise/event", "log/supervise/control"} {
+		_, err := os.Lstat(filepath.Join(slot, p))
+		assert.Check(t, err, p)
+	}
+	typ, _ := os.ReadFile(filepath.Join(slot, "type"))
+	assert.Check(t, is.Equal(string(typ), "longrun\n"))
+	run, _ := os.ReadFile(filepath.Join(slot, "run"))
+	assert.Check(t, is.Contains(string(run), "export HERMES_S6_SUPERVISED_CHILD=1\n"))
+	assert.Check(t, is.Contains(string(run), "exec s6-setuidgid hermes hermes -p work gateway run --replace\n"))
+	finish, _ := os.ReadFile(filepath.Join(slot, "finish"))
+	assert.Check(t, is.Contains(string(finish), `if [ "$1" = "78" ]; then`))
+	st, err := os.Lstat(filepath.Join(slot, "supervise/control"))
+	assert.NilError(t, err)
+	assert.Check(t, st.Mode()&os.ModeNamedPipe != 0)
+	st, _ = os.Stat(filepath.Join(slot, "run"))
+	assert.Check(t, is.Equal(st.Mode().Perm(), os.FileMode(0o755)))
+	entries, _ := os.ReadDir(scan)
+	assert.Check(t, is.Len(entries, 1), "no .tmp slot left behind")
+
+	// Already registered: silent. s6-svscanctl failing: printed, the slot is
+	// removed again, the create still succeeds.
+	f = newFakeSys(t, "HERMES_HOME="+root)
+	f.root = filepath.Dir(filepath.Dir(scan))
+	f.Root = f.root
+	assert.NilError(t, os.MkdirAll(filepath.Join(scan, "gateway-again"), 0o755))
+	assert.Equal(t, f.main("profile", "create", "again"), 0)
+	assert.Check(t, !strings.Contains(f.stdout.String(), "⚠"), f.stdout.String())
+
+	f = newFakeSys(t, "HERMES_HOME="+root)
+	f.Root, f.root = filepath.Dir(filepath.Dir(scan)), filepath.Dir(filepath.Dir(scan))
+	f.answers["s6-svscanctl"] = answer{code: 111, stderr: "s6-svscanctl: fatal: unable to control /run/service: supervisor not listening"}
+	assert.Equal(t, f.main("profile", "create", "broken"), 0)
+	assert.Equal(t, f.stdout.String(), "⚠ Could not register s6 gateway service: s6-svscanctl failed: s6-svscanctl: fatal: unable to control /run/service: supervisor not listening\n"+
+		"\nProfile 'broken' created at "+filepath.Join(root, "profiles", "broken")+"\n")
+	_, err = os.Lstat(filepath.Join(scan, "gateway-broken"))
+	assert.Check(t, errors.Is(err, os.ErrNotExist))
+	assert.Check(t, isDir(filepath.Join(root, "profiles", "broken")))
+
+	f = newFakeSys(t, "HERMES_HOME="+root)
+	f.Root, f.root = filepath.Dir(filepath.Dir(scan)), filepath.Dir(filepath.Dir(scan))
+	f.answers["s6-svscanctl"] = answer{err: errors.New("fork/exec /command/s6-svscanctl: no such file or directory")}
+	assert.Equal(t, f.main("profile", "create", "noprog"), 0)
+	assert.Check(t, is.Contains(f.stdout.String(), "⚠ Could not register s6 gateway service: fork/exec"))
+}
+
+func TestProfileDelete(t *testing.T) {
+	setup := func(t *testing.T) (string, string) {
+		root := t.TempDir()
+		dir := filepath.Join(root, "profiles", "work")
+		writeFile(t, filepath.Join(dir, "config.yaml"), "model: some/model\n")
+		return root, dir
+	}
+	summary := func(dir string) string {
+		return "\nProfile: work\nPath:    " + dir + "\nModel:   some/model\n\nThis will permanently delete:\n  • All config, API keys, memories, sessions, skills, cron jobs\n"
+	}
+	t.Run("EOF cancels", func(t *testing.T) {
+		root, dir := setup(t)
+		f := newFakeSys(t, "HERMES_HOME="+root)
+		assert.Equal(t, f.main("profile", "delete", "work"), 0)
+		assert.Equal(t, f.stdout.String(), summary(dir)+"\nType 'work' to confirm: \nCancelled.\n")
+		assert.Check(t, isDir(dir))
+	})
+	t.Run("mismatch cancels", func(t *testing.T) {
+		root, dir := setup(t)
+		f := newFakeSys(t, "HERMES_HOME="+root)
+		f.Stdin = strings.NewReader("wrok\n")
+		assert.Equal(t, f.main("profile", "delete", "work"), 0)
+		assert.Check(t, strings.HasSuffix(f.stdout.String(), "Type 'work' to confirm: Cancelled.\n"), f.stdout.String())
+		assert.Check(t, isDir(dir))
+	})
+	t.Run("typed name deletes", func(t *testing.T) {
+		root, dir := setup(t)
+		writeFile(t, filepath.Join(root, "active_profile"), "work\n")
+		f := newFakeSys(t, "HERMES_HOME="+root)
+		f.Stdin = strings.NewReader("  work  \n")
+		assert.Equal(t, f.main("profile", "delete", "work"), 0)
+		assert.Equal(t, f.stdout.String(), summary(dir)+"\nType 'work' to confirm: ✓ Removed "+dir+"\n✓ Active profile reset to default\n\nProfile 'work' deleted.\n")
+		_, err := os.Stat(dir)
+		assert.Check(t, errors.Is(err, os.ErrNotExist))
+	})
+	t.Run("--yes under s6 removes the slot", func(t *testing.T) {
+		root, dir := setup(t)
+		f := newFakeSys(t, "HERMES_HOME="+root)
+		f.underS6(t)
+		slot := filepath.Join(f.root, "run/service/gateway-work")
+		assert.NilError(t, os.MkdirAll(slot, 0o755))
+		assert.Equal(t, f.main("profile", "delete", "work", "-y"), 0)
+		cmd := filepath.Join(f.root, "command")
+		assert.DeepEqual(t, f.runs, [][]string{
+			{cmd + "/s6-svc", "-d", slot},
+			{cmd + "/s6-svwait", "-D", "-t", "10000", slot},
+			{cmd + "/s6-svscanctl", "-an", filepath.Join(f.root, "run/service")},
+		})
+		_, err := os.Stat(slot)
+		assert.Check(t, errors.Is(err, os.ErrNotExist))
+		assert.Check(t, strings.HasSuffix(f.stdout.String(), "\nProfile 'work' deleted.\n"))
+		_, err = os.Stat(dir)
+		assert.Check(t, errors.Is(err, os.ErrNotExist))
+	})
+	t.Run("--yes with an s6 error is still deleted", func(t *testing.T) {
+		root, dir := setup(t)
+		f := newFakeSys(t, "HERMES_HOME="+root)
+		f.underS6(t)
+		assert.NilError(t, os.MkdirAll(filepath.Join(f.root, "run/service/gateway-work"), 0o755))
+		f.answers["s6-svc"] = answer{err: errors.New("no s6-svc")}
+		assert.Equal(t, f.main("profile", "delete", "--yes", "work"), 0)
+		assert.Check(t, is.Contains(f.stdout.String(), "⚠ Could not unregister s6 gateway service: no s6-svc\n"))
+		_, err := os.Stat(dir)
+		assert.Check(t, errors.Is(err, os.ErrNotExist))
+	})
+	t.Run("refusals", func(t *testing.T) {
+		root, _ := setup(t)
+		for _, tc := range []struct{ name, out string }{
+			{"default", "Error: Cannot delete the default profile (~/.hermes).\nTo remove everything, use: hermes uninstall\n"},
+			{"missing", "Error: Profile 'missing' does not exist.\n"},
+			{"sudo", "Error: Profile name 'sudo' is reserved — it collides with either the Hermes installation itself or a common system binary.  Pick a different name.\n"},
+		} {
+			f := newFakeSys(t, "HERMES_HOME="+root)
+			assert.Check(t, is.Equal(f.main("profile", "delete", tc.name, "--yes"), 1), tc.name)
+			assert.Check(t, is.Equal(f.stdout.String(), tc.out), tc.name)
+		}
+	})
+}
+
+func TestProfileList(t *testing.T) {
+	root := t.TempDir()
+	for _, d := range []string{"zeta", "alpha", ".alpha.staging-1", "Bad"} {
+		assert.NilError(t, os.MkdirAll(filepath.Join(root, "profiles", d), 0o755))
+	}
+	f := newFakeSys(t, "HERMES_HOME="+root)
+	assert.Equal(t, f.main("profile", "list"), 0)
+	assert.Equal(t, f.stdout.String(), "default\nalpha\nzeta\n")
+}
+
+func TestDashboardRefusesAPublicBindWithoutAuth(t *testing.T) {
+	for _, host := range []string{"0.0.0.0", "192.168.1.5", "127.0.0.2", "::"} {
+		f := newFakeSys(t, "HERMES_HOME="+t.TempDir())
+		assert.Equal(t, f.main("dashboard", "--host", host, "--port", "0", "--no-open", "--insecure"), 78, host)
+		assert.Check(t, strings.HasPrefix(f.stderr.String(), "Refusing to bind dashboard to "+host+" — the auth gate engages on non-loopback binds ("+host+"), but no auth providers are registered.\n"))
+	}
+}
+
+func TestDashboardAuthProviders(t *testing.T) {
+	doc := func(s string) map[string]any {
+		p := filepath.Join(t.TempDir(), "c.yaml")
+		writeFile(t, p, s)
+		d, _, err := loadYAML(p)
+		assert.NilError(t, err)
+		return d
+	}
+	for _, tc := range []struct {
+		env  []string
+		doc  map[string]any
+		want bool
+	}{
+		{nil, nil, false},
+		{[]string{"HERMES_DASHBOARD_BASIC_AUTH_USERNAME=u"}, nil, false},
+		{[]string{"HERMES_DASHBOARD_BASIC_AUTH_USERNAME=u", "HERMES_DASHBOARD_BASIC_AUTH_PASSWORD=p"}, nil, true},
+		{[]string{"HERMES_DASHBOARD_BASIC_AUTH_USERNAME=u", "HERMES_DASHBOARD_BASIC_AUTH_PASSWORD_HASH=scrypt$x"}, nil, true},
+		{[]string{"HERMES_DASHBOARD_OAUTH_CLIENT_ID=c"}, nil, true},
+		{[]string{"HERMES_DASHBOARD_OIDC_ISSUER=https://id"}, nil, false},
+		{[]string{"HERMES_DASHBOARD_OIDC_ISSUER=https://id", "HERMES_DASHBOARD_OIDC_CLIENT_ID=c"}, nil, true},
+		{nil, doc("dashboard:\n  basic_auth:\n    username: admin\n    password_hash: scrypt$x\n"), true},
+		{nil, doc("dashboard:\n  basic_auth:\n    username: admin\n"), false},
+	} {
+		d := tc.doc
+		if d == nil {
+			d = map[string]any{}
+		}
+		assert.Check(t, is.Equal(dashboardAuthProvider(newEnviron(tc.env), d), tc.want), "%v %v", tc.env, tc.doc)
+	}
+	// The profile's .env counts: it is loaded before the command runs.
+	home := t.TempDir()
+	writeFile(t, filepath.Join(home, ".env"), "HERMES_DASHBOARD_OAUTH_CLIENT_ID=from-dotenv\n")
+	f := newFakeSys(t, "HERMES_HOME="+home)
+	inv, _, ok := f.resolveProfile([]string{"dashboard"}, newEnviron(f.Environ))
+	assert.Assert(t, ok)
+	inv.env.overlay(loadDotenv(filepath.Join(inv.home, ".env")))
+	assert.Check(t, dashboardAuthProvider(inv.env, map[string]any{}))
+}
+
+func TestStatusFiles(t *testing.T) {
+	home := t.TempDir()
+	rec := newPidRecord(home, []string{"hermes-agent", "gateway", "run"})
+	assert.Check(t, rec.StartTime != nil)
+	assert.Check(t, is.Equal(rec.HermesHome, canonicalHome(home)))
+
+	// A fresh file is the full record.
+	assert.NilError(t, writeRuntimeStatus(home, rec, map[string]any{"gateway_state": "starting"}))
+	st := readJSON(t, filepath.Join(home, runtimeStatusFile))
+	for _, k := range []string{"pid", "kind", "argv", "start_time", "hermes_home", "gateway_state", "exit_reason", "restart_requested", "active_agents", "platforms", "session_store", "updated_at"} {
+		_, ok := st[k]
+		assert.Check(t, ok, k)
+	}
+	assert.Check(t, is.Equal(st["kind"], "hermes-gateway"))
+	_, err := time.Parse(time.RFC3339Nano, st["updated_at"].(string))
+	assert.NilError(t, err)
+
+	// An existing file keeps the keys it does not own.
+	writeFile(t, filepath.Join(home, runtimeStatusFile), `{"desired_state":"running","updated_at":1700000000,"custom":{"a":1}}`)
+	assert.NilError(t, writeRuntimeStatus(home, rec, map[string]any{"gateway_state": "running", "platform.api_server": map[string]any{"state": "connected"}}))
+	st = readJSON(t, filepath.Join(home, runtimeStatusFile))
+	assert.Check(t, is.Equal(st["desired_state"], "running"))
+	assert.Check(t, is.DeepEqual(st["custom"], map[string]any{"a": 1.0}))
+	assert.Check(t, is.Equal(st["gateway_state"], "running"))
+	_, isString := st["updated_at"].(string)
+	assert.Check(t, isString, "updated_at is re-stamped as ISO 8601")
+	api := st["platforms"].(map[string]any)["api_server"].(map[string]any)
+	assert.Check(t, is.Equal(api["state"], "connected"))
+	assert.Check(t, is.Equal(api["writer_pid"], float64(os.Getpid())))
+
+	// Lock and pid file.
+	assert.Check(t, is.Equal(runningPID(home), 0))
+	lock, err := acquireLock(home, rec)
+	assert.NilError(t, err)
+	assert.Check(t, lockHeld(home))
+	_, err = acquireLock(home, rec)
+	assert.Check(t, errors.Is(err, syscall.EWOULDBLOCK))
+	assert.NilError(t, writePidFile(home, rec))
+	assert.Check(t, writePidFile(home, rec) != nil, "the pid file is created exclusively")
+	assert.Check(t, is.Equal(runningPID(home), os.Getpid()))
+	pidRec := readJSON(t, filepath.Join(home, pidFileName))
+	for _, k := range []string{"pid", "kind", "argv", "start_time", "hermes_home"} {
+		_, ok := pidRec[k]
+		assert.Check(t, ok, k)
+	}
+	lock.release()
+	assert.Check(t, !lockHeld(home))
+	assert.Check(t, is.Equal(runningPID(home), 0), "a pid file without the lock is not trusted")
+	cleanupStale(home)
+	_, err = os.Stat(filepath.Join(home, pidFileName))
 	assert.Check(t, errors.Is(err, os.ErrNotExist))
 
-	assert.NilError(t, os.WriteFile(path, []byte("nonsense\n"), 0o644))
-	_, err = readPidFile(path)
-	assert.ErrorContains(t, err, "does not hold a pid")
+	// Legacy bare pid and a symlinked pid file are handled, never followed.
+	writeFile(t, filepath.Join(home, pidFileName), "12345\n")
+	assert.Check(t, is.DeepEqual(readRecord(filepath.Join(home, pidFileName)), map[string]any{"pid": 12345.0}))
+	target := filepath.Join(t.TempDir(), "hostname")
+	writeFile(t, target, "keep me")
+	assert.NilError(t, os.Remove(filepath.Join(home, pidFileName)))
+	assert.NilError(t, os.Symlink(target, filepath.Join(home, pidFileName)))
+	assert.Check(t, writePidFile(home, rec) != nil)
+	cleanupStale(home)
+	assert.NilError(t, writePidFile(home, rec))
+	b, _ := os.ReadFile(target)
+	assert.Check(t, is.Equal(string(b), "keep me"))
+}
 
-	entries, err := os.ReadDir(filepath.Dir(path))
-	assert.NilError(t, err)
-	assert.Equal(t, len(entries), 1, "temporary files must not be left behind")
+func TestConsumeMarker(t *testing.T) {
+	home := t.TempDir()
+	path := filepath.Join(home, plannedStopMarkerFile)
+	self := os.Getpid()
+	start := processStartTime(self)
+	now := time.Now()
+	write := func(m map[string]any) {
+		b, _ := json.Marshal(m)
+		writeFile(t, path, string(b))
+	}
+	iso := func(d time.Duration) string { return now.Add(d).UTC().Format("2006-01-02T15:04:05.000000-07:00") }
+	for _, tc := range []struct {
+		name   string
+		marker map[string]any
+		match  bool
+		kept   bool
+	}{
+		{"fresh, this pid", map[string]any{"target_pid": self, "target_start_time": *start, "stopper_pid": 1, "written_at": iso(-time.Second)}, true, false},
+		{"start time unknown", map[string]any{"target_pid": self, "target_start_time": nil, "written_at": iso(-time.Second)}, true, false},
+		{"Z suffix", map[string]any{"target_pid": self, "written_at": now.UTC().Format(time.RFC3339)}, true, false},
+		{"another pid", map[string]any{"target_pid": self + 1, "written_at": iso(-time.Second)}, false, false},
+		{"another start time", map[string]any{"target_pid": self, "target_start_time": *start + 1, "written_at": iso(-time.Second)}, false, false},
+		{"older than 60 s", map[string]any{"target_pid": self, "written_at": iso(-61 * time.Second)}, false, false},
+		{"naive time", map[string]any{"target_pid": self, "written_at": now.Format("2006-01-02T15:04:05")}, false, false},
+		{"no target", map[string]any{"written_at": iso(0)}, false, false},
+		{"another home", map[string]any{"target_pid": self, "target_hermes_home": t.TempDir(), "written_at": iso(0)}, false, true},
+	} {
+		write(tc.marker)
+		assert.Check(t, is.Equal(consumeMarker(path, home, now), tc.match), tc.name)
+		_, err := os.Stat(path)
+		assert.Check(t, is.Equal(err == nil, tc.kept), tc.name)
+		os.Remove(path)
+	}
+	assert.Check(t, !consumeMarker(path, home, now), "no marker")
 }

@@ -1,7 +1,9 @@
-// Command hermes-agent-standin is a test double for the Hermes agent: it
-// plays the agent's part in test container images so that process
-// supervision can be tested without network. See package standin for the
-// contract, or run it with --help.
+// Command hermes-agent-standin is a STAND-IN for the Hermes agent, a test
+// double that test and hermetic images install in place of the real Python
+// agent so that process supervision can be tested without network. Where the
+// image meets the agent it behaves like the real agent at a pinned ref; it
+// does no agent work. See package standin for the contract, point by point,
+// and its stand-in-only test hooks, or run it with --help.
 package main
 
 import (
