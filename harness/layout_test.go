@@ -63,14 +63,15 @@ func TestScanDirectoryLayout(t *testing.T) {
 		assert.Check(t, is.Equal(c.Exec("cat", "/run/service/gateway-default-log/hermes-slot").Stdout(), "gateway default-log\n"),
 			"a profile named like a logger gets a slot of its own")
 
-		// Both slots write their log files (docs/docker.md).
-		for _, name := range []string{"default", "dashboard"} {
+		// Both slots write their log files (docs/docker.md): what each
+		// service prints at start is in its file.
+		for name, line := range map[string]string{"default": "Hermes Gateway Starting", "dashboard": "HERMES_DASHBOARD_READY"} {
 			f := "/opt/data/logs/gateways/" + name + "/current"
 			poll.WaitOn(t, func(poll.LogT) poll.Result {
-				if r := c.Exec("grep", "-q", "started", f); r.ExitCode == 0 {
+				if r := c.Exec("grep", "-q", line, f); r.ExitCode == 0 {
 					return poll.Success()
 				}
-				return poll.Continue("%s has no start line yet", f)
+				return poll.Continue("%s has no %q line yet", f, line)
 			}, waitOpts...)
 		}
 		// The watcher reports only slots.
