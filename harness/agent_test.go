@@ -138,3 +138,26 @@ chown -R 0:0 /opt/data`
 		assert.Check(t, is.Contains(doc, `"kind":"hermes-gateway"`), doc)
 	})
 }
+
+// TestExitCodesAsTheAgentMeansThem: 75 asks for a restart (restarted), 0
+// is a clean stop (not restarted), as the agent's own finish script has it.
+func TestExitCodesAsTheAgentMeansThem(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Cmd("gateway", "run"))
+		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
+		first := c.Slot("gateway-default").Pid
+		// SIGUSR1: the agent's in-band restart, exit 75.
+		c.ExecAs("hermes", "kill", "-USR1", itoa(first)).Assert(t, icmd.Success)
+		poll.WaitOn(t, c.SlotIs("gateway-default", "restarted after exit 75", func(s Slot) bool { return isUp(s) && s.Pid != first }), waitOpts...)
+		poll.WaitOn(t, c.LogContains("gateway-default exited with code 75"), waitOpts...)
+		// SIGINT: a clean stop, exit 0: final.
+		second := c.Slot("gateway-default").Pid
+		c.ExecAs("hermes", "kill", "-INT", itoa(second)).Assert(t, icmd.Success)
+		poll.WaitOn(t, c.SlotIs("gateway-default", "down after exit 0, not wanted up", func(s Slot) bool {
+			return s.Exists && !s.Up && !s.WantUp && s.ExitCode == 0
+		}), waitOpts...)
+		poll.WaitOn(t, c.LogContains("gateway-default: stopped cleanly (exit 0); not restarting"), waitOpts...)
+		assert.Check(t, c.Running(), "the container lives on")
+	})
+}

@@ -142,7 +142,9 @@ func TestPublishImageConfig(t *testing.T) {
 			assert.NilError(t, err)
 			assert.Check(t, is.Equal(cf.OS+"/"+cf.Architecture, pl))
 			c := cf.Config
-			assert.Check(t, is.DeepEqual(c.Entrypoint, []string{"/init"}))
+			// hermes-init execs s6-overlay's /init as PID 1 (and falls back
+			// to the foreground elsewhere).
+			assert.Check(t, is.DeepEqual(c.Entrypoint, []string{"/usr/local/bin/hermes-init"}))
 			// The Dockerfile sets no USER: /init starts as root and runs the
 			// gateway as hermes (uid 10000).
 			assert.Check(t, c.User == "" || c.User == "root" || c.User == "0", "User: %q", c.User)
