@@ -148,12 +148,12 @@ func TestExitCodesAsTheAgentMeansThem(t *testing.T) {
 		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
 		first := c.Slot("gateway-default").Pid
 		// SIGUSR1: the agent's in-band restart, exit 75.
-		c.ExecAs("hermes", "kill", "-USR1", itoa(first)).Assert(t, icmd.Success)
+		c.ExecAs("hermes", "sh", "-c", "kill -USR1 "+itoa(first)).Assert(t, icmd.Success)
 		poll.WaitOn(t, c.SlotIs("gateway-default", "restarted after exit 75", func(s Slot) bool { return isUp(s) && s.Pid != first }), waitOpts...)
 		poll.WaitOn(t, c.LogContains("gateway-default exited with code 75"), waitOpts...)
 		// SIGINT: a clean stop, exit 0: final.
 		second := c.Slot("gateway-default").Pid
-		c.ExecAs("hermes", "kill", "-INT", itoa(second)).Assert(t, icmd.Success)
+		c.ExecAs("hermes", "sh", "-c", "kill -INT "+itoa(second)).Assert(t, icmd.Success)
 		poll.WaitOn(t, c.SlotIs("gateway-default", "down after exit 0, not wanted up", func(s Slot) bool {
 			return s.Exists && !s.Up && !s.WantUp && s.ExitCode == 0
 		}), waitOpts...)
