@@ -99,10 +99,9 @@ func exitCodeOf(err error) int {
 }
 
 func (f *Front) control(verb, slot, name string, all bool) error {
-	dir := profile.Dir(f.home(), name)
 	switch verb {
 	case "start":
-		if err := profile.WriteState(dir, profile.Running, f.UID, f.GID); err != nil {
+		if err := profile.WriteState(f.home(), name, profile.Running, f.UID, f.GID); err != nil {
 			return err
 		}
 		if err := f.S6.Start(slot); err != nil {
@@ -110,7 +109,7 @@ func (f *Front) control(verb, slot, name string, all bool) error {
 		}
 		fmt.Fprintf(f.Stdout, "%s: started\n", slot)
 	case "stop":
-		if err := profile.WriteState(dir, profile.Stopped, f.UID, f.GID); err != nil {
+		if err := profile.WriteState(f.home(), name, profile.Stopped, f.UID, f.GID); err != nil {
 			return err
 		}
 		if err := f.S6.Stop(slot, true); err != nil {
@@ -129,7 +128,7 @@ func (f *Front) control(verb, slot, name string, all bool) error {
 				return nil
 			}
 		}
-		if err := profile.WriteState(dir, profile.Running, f.UID, f.GID); err != nil {
+		if err := profile.WriteState(f.home(), name, profile.Running, f.UID, f.GID); err != nil {
 			return err
 		}
 		if err := f.S6.Restart(slot); err != nil {
@@ -137,17 +136,17 @@ func (f *Front) control(verb, slot, name string, all bool) error {
 		}
 		fmt.Fprintf(f.Stdout, "%s: restarted\n", slot)
 	case "status":
-		return f.status(slot, dir)
+		return f.status(slot, name)
 	}
 	return nil
 }
 
-func (f *Front) status(slot, dir string) error {
+func (f *Front) status(slot, name string) error {
 	st, err := f.S6.Status(slot)
 	if err != nil {
 		return fmt.Errorf("status of %s: %w", slot, err)
 	}
-	desired, derr := profile.ReadState(dir)
+	desired, derr := profile.ReadState(f.home(), name)
 	d := string(desired)
 	if derr != nil {
 		d = "not recorded"

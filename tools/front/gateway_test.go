@@ -19,7 +19,7 @@ import (
 
 func desired(t *testing.T, home, name string) profile.Desired {
 	t.Helper()
-	d, err := profile.ReadState(profile.Dir(home, name))
+	d, err := profile.ReadState(home, name)
 	assert.NilError(t, err)
 	return d
 }
@@ -77,7 +77,7 @@ func TestGatewayRunBlocksWhenSleepCannotBeExeced(t *testing.T) {
 
 func TestGatewayRunHonoursAStoppedDesiredState(t *testing.T) {
 	m, home := liveScan(t)
-	assert.NilError(t, profile.WriteState(home, profile.Stopped, -1, -1))
+	assert.NilError(t, profile.WriteState(home, profile.Default, profile.Stopped, -1, -1))
 	h := newHermes(t, m, home)
 	res := h.run("gateway", "run")
 	assert.Check(t, res.replaced)
@@ -118,7 +118,7 @@ func TestGatewayRunForegroundUnderS6(t *testing.T) {
 	slots, err := m.Slots()
 	assert.NilError(t, err)
 	assert.Check(t, is.Len(slots, 0), "the foreground never registers a slot")
-	_, err = profile.ReadState(home)
+	_, err = profile.ReadState(home, profile.Default)
 	assert.Check(t, errors.Is(err, profile.ErrNoState), "nor records a desired state")
 }
 

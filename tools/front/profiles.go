@@ -141,7 +141,7 @@ func (f *Front) healthcheck() error {
 	bad := 0
 	for _, slot := range names {
 		name := slots[slot]
-		desired, derr := profile.ReadState(profile.Dir(f.home(), name))
+		desired, derr := profile.ReadState(f.home(), name)
 		st, serr := f.S6.Status(slot)
 		wantUp := serr == nil && st.WantUp
 		if !wantUp && (derr != nil || desired != profile.Running) {

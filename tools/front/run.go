@@ -95,11 +95,10 @@ func (f *Front) gatewayRun(inv invocation, args []string) error {
 	if err != nil {
 		return err
 	}
-	dir := profile.Dir(f.home(), inv.profile)
-	desired, err := profile.ReadState(dir)
+	desired, err := profile.ReadState(f.home(), inv.profile)
 	if err != nil || desired != profile.Stopped {
 		desired = profile.Running
-		if err := profile.WriteState(dir, profile.Running, f.UID, f.GID); err != nil {
+		if err := profile.WriteState(f.home(), inv.profile, profile.Running, f.UID, f.GID); err != nil {
 			return fail(1, "%v", err)
 		}
 		if err := f.S6.Start(slot); err != nil {

@@ -12,6 +12,7 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 )
 
@@ -136,11 +137,19 @@ var ErrNoState = errors.New("no desired state recorded")
 // degraded counting as running; anything else is stopped. Without the file,
 // the legacy file; without either, ErrNoState. A file that is not a JSON
 // object, or says something unknown, is an error that says why.
-func ReadState(dir string) (Desired, error) {
-	p := filepath.Join(dir, StateFile)
-	doc, err := readDoc(p)
+func ReadState(home, name string) (Desired, error) {
+	dir, err := OpenDir(home, name)
 	if errors.Is(err, os.ErrNotExist) {
-		return readLegacy(dir)
+		return "", ErrNoState
+	}
+	if err != nil {
+		return "", err
+	}
+	defer dir.Close()
+	p := filepath.Join(Dir(home, name), StateFile)
+	doc, err := readDoc(dir, StateFile, p)
+	if errors.Is(err, os.ErrNotExist) {
+		return readLegacy(dir, Dir(home, name))
 	}
 	if err != nil {
 		return "", err
@@ -163,15 +172,15 @@ func ReadState(dir string) (Desired, error) {
 		}
 		return Stopped, nil
 	}
-	return readLegacy(dir)
+	return readLegacy(dir, Dir(home, name))
 }
 
 // maxStateFile bounds what is read of a state file: the agent's are a few
 // KiB; a larger one is not a state file.
 const maxStateFile = 1 << 20
 
-func readDoc(p string) (map[string]json.RawMessage, error) {
-	f, err := os.Open(p)
+func readDoc(dir *os.Root, name, p string) (map[string]json.RawMessage, error) {
+	f, err := dir.Open(name)
 	if err != nil {
 		return nil, err
 	}
@@ -193,9 +202,9 @@ func readDoc(p string) (map[string]json.RawMessage, error) {
 	return doc, nil
 }
 
-func readLegacy(dir string) (Desired, error) {
-	p := filepath.Join(dir, LegacyStateFile)
-	b, err := os.ReadFile(p)
+func readLegacy(dir *os.Root, path string) (Desired, error) {
+	p := filepath.Join(path, LegacyStateFile)
+	b, err := dir.ReadFile(LegacyStateFile)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", ErrNoState
 	}
@@ -220,8 +229,14 @@ func readLegacy(dir string) (Desired, error) {
 // file, fsync, rename, fsync of the directory; a failed write leaves the
 // previous file as it was. uid/gid >= 0 chown the file. The legacy file, if
 // any, is removed afterwards.
-func WriteState(dir string, d Desired, uid, gid int) error {
-	doc, err := readDoc(filepath.Join(dir, StateFile))
+func WriteState(home, name string, d Desired, uid, gid int) error {
+	path := Dir(home, name)
+	dir, err := OpenDir(home, name)
+	if err != nil {
+		return fmt.Errorf("recording desired state: %w", err)
+	}
+	defer dir.Close()
+	doc, err := readDoc(dir, StateFile, filepath.Join(path, StateFile))
 	if err != nil {
 		doc = map[string]json.RawMessage{}
 	}
@@ -231,15 +246,15 @@ func WriteState(dir string, d Desired, uid, gid int) error {
 	if err != nil {
 		return err
 	}
-	f, err := os.CreateTemp(dir, "."+StateFile+".")
+	tmp := fmt.Sprintf(".%s.%d.%d", StateFile, os.Getpid(), time.Now().UnixNano())
+	f, err := dir.OpenFile(tmp, os.O_WRONLY|os.O_CREATE|os.O_EXCL, 0o644)
 	if err != nil {
-		return fmt.Errorf("recording desired state: %w", err)
+		return fmt.Errorf("recording desired state in %s: %w", path, err)
 	}
-	tmp := f.Name()
 	fail := func(err error) error {
 		f.Close()
-		os.Remove(tmp)
-		return fmt.Errorf("recording desired state in %s: %w", dir, err)
+		dir.Remove(tmp)
+		return fmt.Errorf("recording desired state in %s: %w", path, err)
 	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		return fail(err)
@@ -258,15 +273,59 @@ func WriteState(dir string, d Desired, uid, gid int) error {
 	if err := f.Close(); err != nil {
 		return fail(err)
 	}
-	if err := os.Rename(tmp, filepath.Join(dir, StateFile)); err != nil {
-		os.Remove(tmp)
-		return fmt.Errorf("recording desired state in %s: %w", dir, err)
+	if err := dir.Rename(tmp, StateFile); err != nil {
+		dir.Remove(tmp)
+		return fmt.Errorf("recording desired state in %s: %w", path, err)
 	}
-	if d, err := os.Open(dir); err == nil {
+	if d, err := dir.Open("."); err == nil {
 		d.Sync()
 		d.Close()
 	}
-	os.Remove(filepath.Join(dir, LegacyStateFile))
+	dir.Remove(LegacyStateFile)
+	return nil
+}
+
+// OpenDir opens the directory of profile name for reading and writing in it
+// without ever leaving $HERMES_HOME: root does so (the reconciler, the
+// front run by `docker exec` as root), and hermes owns everything below
+// $HERMES_HOME, so any name there may be a symlink planted to make root
+// write elsewhere. os.Root refuses paths that lead out of home. As root,
+// home's parent must not be writable by anyone else (or home itself could
+// be swapped for a symlink).
+func OpenDir(home, name string) (*os.Root, error) {
+	if os.Geteuid() == 0 {
+		if err := rootsParent(home); err != nil {
+			return nil, err
+		}
+	}
+	h, err := os.OpenRoot(home)
+	if err != nil {
+		return nil, err
+	}
+	if name == Default {
+		return h, nil
+	}
+	defer h.Close()
+	return h.OpenRoot(filepath.Join("profiles", name))
+}
+
+func rootsParent(home string) error {
+	st, err := os.Lstat(home)
+	if err != nil {
+		return err
+	}
+	if st.Mode()&os.ModeSymlink != 0 {
+		return fmt.Errorf("HERMES_HOME %s is a symlink: refusing to write there as root", home)
+	}
+	parent := filepath.Dir(filepath.Clean(home))
+	pst, err := os.Stat(parent)
+	if err != nil {
+		return err
+	}
+	sys, ok := pst.Sys().(*syscall.Stat_t)
+	if ok && (sys.Uid != 0 || pst.Mode().Perm()&0o022 != 0) {
+		return fmt.Errorf("HERMES_HOME's parent %s is not root's alone: refusing to write in HERMES_HOME as root", parent)
+	}
 	return nil
 }
 

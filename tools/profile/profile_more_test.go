@@ -20,7 +20,7 @@ func TestListFailsWhenProfilesIsNotADirectory(t *testing.T) {
 func TestUnreadableStateIsAnError(t *testing.T) {
 	dir := t.TempDir()
 	assert.NilError(t, os.Mkdir(filepath.Join(dir, StateFile), 0o755))
-	_, err := ReadState(dir)
+	_, err := ReadState(dir, Default)
 	assert.Check(t, is.ErrorContains(err, "is a directory"))
 }
 
@@ -28,7 +28,7 @@ func TestWriteStateThatCannotReplaceLeavesNoTempFile(t *testing.T) {
 	dir := t.TempDir()
 	// A non-empty directory where the state file goes: the rename fails.
 	assert.NilError(t, os.MkdirAll(filepath.Join(dir, StateFile, "x"), 0o755))
-	err := WriteState(dir, Running, -1, -1)
+	err := WriteState(dir, Default, Running, -1, -1)
 	assert.Check(t, is.ErrorContains(err, "recording desired state in "+dir))
 	entries, err := os.ReadDir(dir)
 	assert.NilError(t, err)
@@ -40,7 +40,7 @@ func TestWriteStateChownFailure(t *testing.T) {
 		t.Skip("root may give a file to anyone")
 	}
 	dir := t.TempDir()
-	err := WriteState(dir, Running, 0, 0)
+	err := WriteState(dir, Default, Running, 0, 0)
 	assert.Check(t, is.ErrorContains(err, "recording desired state in "+dir))
 	entries, err := os.ReadDir(dir)
 	assert.NilError(t, err)

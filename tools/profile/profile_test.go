@@ -65,36 +65,36 @@ func TestList(t *testing.T) {
 
 func TestStateRoundTripAndErrors(t *testing.T) {
 	dir := t.TempDir()
-	_, err := ReadState(dir)
+	_, err := ReadState(dir, Default)
 	assert.Check(t, errors.Is(err, ErrNoState))
 
-	assert.NilError(t, WriteState(dir, Running, -1, -1))
-	d, err := ReadState(dir)
+	assert.NilError(t, WriteState(dir, Default, Running, -1, -1))
+	d, err := ReadState(dir, Default)
 	assert.NilError(t, err)
 	assert.Equal(t, d, Running)
-	assert.NilError(t, WriteState(dir, Stopped, os.Getuid(), os.Getgid()))
-	d, err = ReadState(dir)
+	assert.NilError(t, WriteState(dir, Default, Stopped, os.Getuid(), os.Getgid()))
+	d, err = ReadState(dir, Default)
 	assert.NilError(t, err)
 	assert.Equal(t, d, Stopped)
 	entries, _ := os.ReadDir(dir)
 	assert.Check(t, is.Len(entries, 1), "no temp files left")
 
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte("{garbage"), 0o644))
-	_, err = ReadState(dir)
+	_, err = ReadState(dir, Default)
 	assert.Check(t, is.ErrorContains(err, "corrupt state file"))
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(`{"desired_state":"sideways"}`), 0o644))
-	_, err = ReadState(dir)
+	_, err = ReadState(dir, Default)
 	assert.Check(t, is.ErrorContains(err, `desired_state "sideways" is neither "running" nor "stopped"`))
 	for _, bad := range []string{"", "[]", "null", "42", "\x00\x01binary"} {
 		assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(bad), 0o644))
-		_, err = ReadState(dir)
+		_, err = ReadState(dir, Default)
 		assert.Check(t, is.ErrorContains(err, "corrupt state file"), "%q", bad)
 	}
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), bytes.Repeat([]byte(" "), 2<<20), 0o644))
-	_, err = ReadState(dir)
+	_, err = ReadState(dir, Default)
 	assert.Check(t, is.ErrorContains(err, "larger than"))
 
-	err = WriteState(filepath.Join(dir, "missing"), Running, -1, -1)
+	err = WriteState(filepath.Join(dir, "missing"), Default, Running, -1, -1)
 	assert.Check(t, is.ErrorContains(err, "recording desired state"))
 }
 
@@ -142,14 +142,14 @@ func TestStateIsTheAgentsFile(t *testing.T) {
 		`{"gateway_state":"running","desired_state":"running","timestamp":1,"migrated_from":"legacy-container-cmd"}`: Running,
 	} {
 		assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(doc), 0o644))
-		d, err := ReadState(dir)
+		d, err := ReadState(dir, Default)
 		assert.NilError(t, err, doc)
 		assert.Check(t, is.Equal(d, want), doc)
 	}
 
 	// A write keeps what the gateway wrote and sets the intent.
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, StateFile), []byte(`{"pid":7,"gateway_state":"running","platforms":{"telegram":{"state":"connected"}}}`), 0o644))
-	assert.NilError(t, WriteState(dir, Stopped, -1, -1))
+	assert.NilError(t, WriteState(dir, Default, Stopped, -1, -1))
 	b, err := os.ReadFile(filepath.Join(dir, StateFile))
 	assert.NilError(t, err)
 	var doc map[string]any
@@ -165,13 +165,65 @@ func TestStateIsTheAgentsFile(t *testing.T) {
 func TestLegacyStateIsReadAndReplaced(t *testing.T) {
 	dir := t.TempDir()
 	assert.NilError(t, os.WriteFile(filepath.Join(dir, LegacyStateFile), []byte(`{"desired":"running","updated":"2026-01-01T00:00:00Z"}`), 0o644))
-	d, err := ReadState(dir)
+	d, err := ReadState(dir, Default)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(d, Running))
-	assert.NilError(t, WriteState(dir, Stopped, -1, -1))
+	assert.NilError(t, WriteState(dir, Default, Stopped, -1, -1))
 	_, err = os.Stat(filepath.Join(dir, LegacyStateFile))
 	assert.Check(t, os.IsNotExist(err), "the legacy file is gone once the agent's file has the state")
-	d, err = ReadState(dir)
+	d, err = ReadState(dir, Default)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(d, Stopped))
+}
+
+func TestStateNeverLeavesHome(t *testing.T) {
+	// hermes owns everything below HERMES_HOME; root (the reconciler, the
+	// front under `docker exec` as root) must not be led out of it.
+	home, outside := t.TempDir(), t.TempDir()
+	assert.NilError(t, os.MkdirAll(filepath.Join(home, "profiles"), 0o755))
+	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "profiles", "evil")))
+	err := WriteState(home, "evil", Running, -1, -1)
+	assert.Check(t, is.ErrorContains(err, "recording desired state"))
+	entries, _ := os.ReadDir(outside)
+	assert.Check(t, is.Len(entries, 0), "nothing written outside HERMES_HOME")
+
+	// A state file that is a symlink out of home is neither read nor
+	// replaced through.
+	secret := filepath.Join(outside, "secret")
+	assert.NilError(t, os.WriteFile(secret, []byte(`{"desired_state":"running"}`), 0o600))
+	assert.NilError(t, os.Symlink(secret, filepath.Join(home, StateFile)))
+	_, err = ReadState(home, Default)
+	assert.Check(t, err != nil && !errors.Is(err, ErrNoState), "not read: %v", err)
+	assert.NilError(t, WriteState(home, Default, Stopped, -1, -1))
+	b, _ := os.ReadFile(secret)
+	assert.Check(t, is.Equal(string(b), `{"desired_state":"running"}`), "the target is untouched")
+	st, err := os.Lstat(filepath.Join(home, StateFile))
+	assert.NilError(t, err)
+	assert.Check(t, st.Mode().IsRegular(), "the symlink was replaced by the state file")
+}
+
+func TestOpenDirAsRootWantsARootOwnedParent(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("the parent check applies to root")
+	}
+	parent := t.TempDir()
+	home := filepath.Join(parent, "data")
+	assert.NilError(t, os.Mkdir(home, 0o755))
+	d, err := OpenDir(home, Default)
+	assert.NilError(t, err)
+	d.Close()
+	// A parent hermes could write: home could be swapped for a symlink.
+	assert.NilError(t, os.Chown(parent, 10000, 10000))
+	_, err = OpenDir(home, Default)
+	assert.Check(t, is.ErrorContains(err, "is not root's alone"))
+	assert.NilError(t, os.Chown(parent, 0, 0))
+	assert.NilError(t, os.Chmod(parent, 0o777))
+	_, err = OpenDir(home, Default)
+	assert.Check(t, is.ErrorContains(err, "is not root's alone"))
+	assert.NilError(t, os.Chmod(parent, 0o700))
+	// Home itself a symlink.
+	link := filepath.Join(parent, "link")
+	assert.NilError(t, os.Symlink(home, link))
+	_, err = OpenDir(link, Default)
+	assert.Check(t, is.ErrorContains(err, "is a symlink"))
 }

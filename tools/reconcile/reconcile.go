@@ -5,6 +5,7 @@
 package reconcile
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -230,11 +231,10 @@ func (r *Reconciler) decide(name, owner string, noGateways bool) (action, reason
 	if name == owner {
 		return "skipped", "the CMD runs this gateway in the foreground (--no-supervise)"
 	}
-	dir := profile.Dir(r.Home, name)
-	desired, err := profile.ReadState(dir)
+	desired, err := profile.ReadState(r.Home, name)
 	switch {
 	case errors.Is(err, profile.ErrNoState) && r.plainGatewayRun(name):
-		if werr := profile.WriteState(dir, profile.Running, r.UID, r.GID); werr != nil {
+		if werr := profile.WriteState(r.Home, name, profile.Running, r.UID, r.GID); werr != nil {
 			return "started", "legacy `gateway run` container without state; could not record it: " + werr.Error()
 		}
 		return "started", "legacy `gateway run` container without state: migrated to running"
@@ -262,19 +262,38 @@ func (r *Reconciler) dashboard(existing, up bool) {
 }
 
 // removeStalePid removes a pid file whose process is not a live gateway.
+// Root does it, inside $HERMES_HOME only (profile.OpenDir).
 func (r *Reconciler) removeStalePid(name string) {
-	p := filepath.Join(profile.Dir(r.Home, name), profile.PidFile)
-	b, err := os.ReadFile(p)
+	dir, err := profile.OpenDir(r.Home, name)
+	if err != nil {
+		return
+	}
+	defer dir.Close()
+	b, err := dir.ReadFile(profile.PidFile)
 	if err != nil {
 		return
 	}
 	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err == nil && pid > 0 && r.Alive != nil && r.Alive(pid) {
+	if err != nil {
+		pid = jsonPid(b)
+	}
+	if pid > 0 && r.Alive != nil && r.Alive(pid) {
 		return
 	}
-	if err := os.Remove(p); err == nil {
-		r.logf("%s: removed stale pid file %s", name, p)
+	if err := dir.Remove(profile.PidFile); err == nil {
+		r.logf("%s: removed stale pid file %s", name, filepath.Join(profile.Dir(r.Home, name), profile.PidFile))
 	}
+}
+
+// jsonPid reads the agent's JSON pid file ({"pid": N, …}); 0 if it is not.
+func jsonPid(b []byte) int {
+	var doc struct {
+		Pid int `json:"pid"`
+	}
+	if json.Unmarshal(b, &doc) != nil {
+		return 0
+	}
+	return doc.Pid
 }
 
 // GatewayAlive reports whether pid is a running gateway process (not a
@@ -294,15 +313,23 @@ func (r *Reconciler) logf(format string, a ...any) {
 }
 
 func (r *Reconciler) bootLog(outcomes []Outcome) {
-	p := filepath.Join(r.Home, BootLog)
-	if err := os.MkdirAll(filepath.Dir(p), 0o755); err != nil {
+	// Root writes here, in what hermes owns: inside $HERMES_HOME only, so a
+	// symlink planted as the log cannot make root write (or chown) a file
+	// elsewhere (profile.OpenDir).
+	home, err := profile.OpenDir(r.Home, profile.Default)
+	if err != nil {
 		r.logf("boot log: %v", err)
 		return
 	}
-	if st, err := os.Stat(p); err == nil && st.Size() >= BootLogMax {
-		os.Rename(p, p+".1")
+	defer home.Close()
+	if err := home.MkdirAll(filepath.Dir(BootLog), 0o755); err != nil {
+		r.logf("boot log: %v", err)
+		return
 	}
-	fh, err := os.OpenFile(p, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
+	if st, err := home.Lstat(BootLog); err == nil && st.Size() >= BootLogMax {
+		home.Rename(BootLog, BootLog+".1")
+	}
+	fh, err := home.OpenFile(BootLog, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o644)
 	if err != nil {
 		r.logf("boot log: %v", err)
 		return

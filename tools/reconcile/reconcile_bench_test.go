@@ -30,7 +30,7 @@ func BenchmarkReconcile100Profiles(b *testing.B) {
 			for p := 0; p < n; p++ {
 				dir := profile.Dir(home, fmt.Sprintf("p%03d", p))
 				os.MkdirAll(dir, 0o755)
-				profile.WriteState(dir, profile.Running, -1, -1)
+				profile.WriteState(home, fmt.Sprintf("p%03d", p), profile.Running, -1, -1)
 			}
 			r := &Reconciler{Home: home, S6: m, Getenv: func(string) string { return "" }, UID: -1, GID: -1, Log: io.Discard, Slot: benchSlot}
 			b.StartTimer()

@@ -8,6 +8,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 
@@ -198,7 +199,7 @@ func TestReconcileLegacyGatewayRunIsMigrated(t *testing.T) {
 
 	assert.Check(t, is.Equal(got["default"].Action, "started"))
 	assert.Check(t, is.Equal(got["default"].Reason, "legacy `gateway run` container without state: migrated to running"))
-	d, err := profile.ReadState(home)
+	d, err := profile.ReadState(home, profile.Default)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(d, profile.Running), "the migration is recorded")
 	wantUp, _ := slotState(t, m, "gateway-default")
@@ -439,4 +440,33 @@ func TestReconcileRefusesASystemDirectoryAsHome(t *testing.T) {
 	assert.Check(t, is.Len(entries, 0), "nothing installed")
 	_, err = os.Stat("/etc/" + profile.StateFile)
 	assert.Check(t, os.IsNotExist(err), "nothing written in /etc")
+}
+
+func TestBootLogNeverWritesThroughASymlink(t *testing.T) {
+	// A boot log planted as a symlink to a script root runs at boot must
+	// not be appended to, nor given to hermes.
+	home := t.TempDir()
+	script := filepath.Join(t.TempDir(), "10-setup")
+	assert.NilError(t, os.WriteFile(script, []byte("#!/bin/sh\n"), 0o755))
+	assert.NilError(t, os.MkdirAll(filepath.Join(home, "logs"), 0o755))
+	assert.NilError(t, os.Symlink(script, filepath.Join(home, BootLog)))
+	r, log := newReconciler(s6.New(t.TempDir()), home, nil, nil)
+	r.UID, r.GID = 4242, 4242
+	r.bootLog([]Outcome{{Profile: "default", Slot: "gateway-default", Action: "down", Reason: "x"}})
+	b, _ := os.ReadFile(script)
+	assert.Check(t, is.Equal(string(b), "#!/bin/sh\n"))
+	st, err := os.Stat(script)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(int(st.Sys().(*syscall.Stat_t).Uid), os.Getuid()), "not chowned")
+	assert.Check(t, is.Contains(log.String(), "boot log: "))
+
+	// A profile directory that is a symlink out of home: its stale pid
+	// file is not removed.
+	outside := t.TempDir()
+	assert.NilError(t, os.WriteFile(filepath.Join(outside, "gateway.pid"), []byte("1\n"), 0o644))
+	assert.NilError(t, os.MkdirAll(filepath.Join(home, "profiles"), 0o755))
+	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "profiles", "evil")))
+	r.removeStalePid("evil")
+	_, err = os.Stat(filepath.Join(outside, "gateway.pid"))
+	assert.NilError(t, err, "left alone")
 }

@@ -154,12 +154,19 @@ func PrepareHome(home string, acc Account) ([]string, error) {
 		return nil, err
 	}
 	var changed []string
-	for _, d := range append([]string{"."}, Tree...) {
-		p := filepath.Join(home, d)
-		if _, err := os.Lstat(p); os.IsNotExist(err) {
-			if err := os.MkdirAll(p, 0o755); err != nil {
-				return changed, err
-			}
+	if err := os.MkdirAll(home, 0o755); err != nil {
+		return changed, err
+	}
+	// The tree is made inside home only: a symlink hermes left there
+	// (logs -> /etc) must not make root create directories elsewhere.
+	root, err := profile.OpenDir(home, profile.Default)
+	if err != nil {
+		return changed, err
+	}
+	defer root.Close()
+	for _, d := range Tree {
+		if err := root.MkdirAll(d, 0o755); err != nil {
+			return changed, fmt.Errorf("%s: %w", filepath.Join(home, d), err)
 		}
 	}
 	for _, pattern := range Allowlist {

@@ -256,3 +256,13 @@ func TestPrepareHomeRefusesSystemDirectories(t *testing.T) {
 	_, err := PrepareHome(link, Account{Name: "hermes", UID: 4242, GID: 4242})
 	assert.Check(t, is.ErrorContains(err, `is /etc, a system directory`))
 }
+
+func TestPrepareHomeMakesItsTreeInsideHomeOnly(t *testing.T) {
+	home, outside := filepath.Join(t.TempDir(), "data"), t.TempDir()
+	assert.NilError(t, os.MkdirAll(home, 0o755))
+	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "logs")))
+	_, err := PrepareHome(home, Account{Name: "hermes", UID: os.Getuid(), GID: os.Getgid()})
+	assert.Check(t, err != nil, "logs/gateways cannot be made through a symlink out of home")
+	_, err = os.Stat(filepath.Join(outside, "gateways"))
+	assert.Check(t, os.IsNotExist(err), "nothing made outside home")
+}
