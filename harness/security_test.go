@@ -144,3 +144,33 @@ func TestSystemDirectoryAsHermesHomeIsRefused(t *testing.T) {
 		assert.Check(t, is.Contains(r.Combined(), `hermes: HERMES_HOME="/etc" is /etc, a system directory`))
 	})
 }
+
+// TestSymlinksPlantedInTheVolumeLeadRootNowhere: hermes owns the volume, so
+// it can leave symlinks where root later writes (the boot log, a profile
+// directory). Neither a reboot nor an operator's `docker exec` as root may
+// then write, or hand to hermes, anything outside the volume.
+func TestSymlinksPlantedInTheVolumeLeadRootNowhere(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Cmd("gateway", "run"))
+		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
+		target := "/etc/cont-init.d/10-hermes-setup"
+		before := c.Exec("sh", "-c", "stat -c '%U %a' "+target+"; md5sum "+target).Stdout()
+		c.ExecAs("hermes", "sh", "-c", `set -e
+cd /opt/data
+rm -f logs/container-boot.log && ln -s `+target+` logs/container-boot.log
+ln -s /etc/cont-init.d profiles/evil`).Assert(t, icmd.Success)
+
+		// The operator, as root, drives the planted profile.
+		r := c.Exec("hermes", "-p", "evil", "gateway", "start")
+		assert.Check(t, r.ExitCode != 0, "a profile that leads out of the volume is refused: %s", r.Combined())
+		icmd.RunCommand("docker", "restart", "-t", "10", c.Name).Assert(t, icmd.Success)
+		poll.WaitOn(t, c.SlotIs("gateway-default", "up after restart", isUp), waitOpts...)
+
+		assert.Check(t, is.Equal(c.Exec("sh", "-c", "stat -c '%U %a' "+target+"; md5sum "+target).Stdout(), before), "the root-run script is untouched")
+		assert.Check(t, c.Exec("sh", "-c", "ls /etc/cont-init.d | grep -v '^[0-9]'").Stdout() == "", "nothing new in /etc/cont-init.d")
+		for _, p := range writableByHermes(t, c) {
+			assert.Check(t, allowed(p), "%s is writable by hermes", p)
+		}
+	})
+}

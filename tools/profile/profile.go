@@ -75,11 +75,14 @@ func FromSlot(slot string) (string, bool) {
 }
 
 // Exists reports whether the profile directory exists (default always does).
+//
+// A symlink is not a profile (the agent never makes one): it could lead
+// root, which registers slots and records state, out of $HERMES_HOME.
 func Exists(home, name string) bool {
 	if name == Default {
 		return true
 	}
-	st, err := os.Stat(Dir(home, name))
+	st, err := os.Lstat(Dir(home, name))
 	return err == nil && st.IsDir()
 }
 
