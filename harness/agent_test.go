@@ -20,12 +20,12 @@ func TestHealthServedWithAGeneratedKey(t *testing.T) {
 	t.Parallel()
 	forEachSource(t, func(t *testing.T, image string) {
 		c := Start(t, image, Cmd("gateway", "run"))
-		poll.WaitOn(t, func(poll.LogT) poll.Result {
-			if r := c.Exec("hermes", "healthcheck"); r.ExitCode != 0 {
-				return poll.Continue("healthcheck: %s", r.Combined())
-			}
-			return poll.Success()
-		}, waitOpts...)
+		// Up and ready (s6's readiness is the image's probe of /health/detailed),
+		// then the HEALTHCHECK says so too.
+		poll.WaitOn(t, c.SlotIs("gateway-default", "up and ready", func(s Slot) bool {
+			return isUp(s) && c.Exec("/command/s6-svwait", "-U", "-t", "1", "/run/service/gateway-default").ExitCode == 0
+		}), waitOpts...)
+		c.Exec("hermes", "healthcheck").Assert(t, icmd.Expected{Out: "healthy"})
 		st := c.Exec("stat", "-c", "%U %a", "/opt/data/.env").Stdout()
 		assert.Check(t, is.Equal(st, "hermes 600\n"))
 		env := c.Exec("cat", "/opt/data/.env").Stdout()
