@@ -156,3 +156,23 @@ func TestZombiesAreReaped(t *testing.T) {
 		}, waitOpts...)
 	})
 }
+
+// TestKeepEnvKeepsTheEnvironment: with S6_KEEP_ENV=1 s6-overlay passes the
+// whole environment on (stage0: no container_environment dump); the debian
+// layer does the same. The CMD and the supervised gateway both see it.
+func TestKeepEnvKeepsTheEnvironment(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		RunToExit(t, image, Env("S6_KEEP_ENV=1", "HERMES_PROBE=kept"), Cmd("sh", "-c", `echo "probe=$HERMES_PROBE"`)).
+			Assert(t, icmd.Expected{Out: "probe=kept"})
+		c := Start(t, image, Env("S6_KEEP_ENV=1", "HERMES_PROBE=kept", "HERMES_STANDIN_ENV_DUMP=/opt/data/env.txt"), Cmd("gateway", "run"))
+		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
+		poll.WaitOn(t, func(poll.LogT) poll.Result {
+			env := c.Exec("cat", "/opt/data/env.txt").Stdout()
+			if strings.Contains(env, "HERMES_PROBE=kept\n") {
+				return poll.Success()
+			}
+			return poll.Continue("the gateway's environment: %q", env)
+		}, waitOpts...)
+	})
+}
