@@ -56,6 +56,7 @@ func TestBuildRejectsBadInput(t *testing.T) {
 		{"bogus S6_SOURCE", []string{"S6_SOURCE=bogus"}, []string{"image"}, `S6_SOURCE must be "release"`},
 		{"bogus TEST_S6_SOURCE", []string{"TEST_S6_SOURCE=bogus"}, []string{"test"}, `TEST_S6_SOURCE must be "release" or "debian"`},
 		{"bad PLATFORMS", []string{"PLATFORMS=linux/amd64,linux/s390x"}, []string{"release"}, "PLATFORMS must be a comma-separated list of linux/amd64 and linux/arm64"},
+		{"bad HERMES_AGENT_EXTRAS", []string{"HERMES_AGENT_EXTRAS=all messaging"}, []string{"image"}, "HERMES_AGENT_EXTRAS must be a comma-separated list of extra names"},
 		{"tampered tarballs", []string{"TEST_S6_SOURCE=release", "S6_TARBALLS_CONTEXT=" + rel}, []string{"test"}, "checksum verification FAILED (refusing to unpack)"},
 		{"unknown arch", []string{"TEST_S6_SOURCE=release", "S6_TARBALLS_CONTEXT=" + rel}, []string{"test", "--set", "test.platform=linux/riscv64", "--set", "test.target=s6-release-files"}, "unsupported TARGETARCH 'riscv64'"},
 	} {
