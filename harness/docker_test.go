@@ -97,7 +97,6 @@ type runOpts struct {
 	flags []string
 	args  []string
 	ports []int
-	wait  bool // wait for the container to exit (no -d)
 }
 
 // RunOpt configures docker run.

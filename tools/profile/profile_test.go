@@ -50,6 +50,7 @@ func TestList(t *testing.T) {
 	names, invalid, err := List(home)
 	assert.NilError(t, err)
 	assert.DeepEqual(t, names, []string{"default"})
+	assert.Check(t, is.Len(invalid, 0))
 	for _, d := range []string{"zeta", "alpha", "Bad", "default"} {
 		assert.NilError(t, os.MkdirAll(filepath.Join(home, "profiles", d), 0o755))
 	}

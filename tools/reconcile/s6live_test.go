@@ -3,15 +3,10 @@ package reconcile
 import (
 	"os/exec"
 	"testing"
-	"time"
-
-	"gotest.tools/v3/poll"
 
 	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
-
-var pollOpts = []poll.SettingOp{poll.WithTimeout(15 * time.Second), poll.WithDelay(20 * time.Millisecond)}
 
 // needS6 skips a test that runs s6 programs when s6 is not installed.
 func needS6(t *testing.T) {

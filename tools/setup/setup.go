@@ -254,8 +254,3 @@ func RootOnly(euid int, dirs ...string) error {
 	}
 	return nil
 }
-
-func fileExists(p string) bool {
-	_, err := os.Lstat(p)
-	return err == nil
-}

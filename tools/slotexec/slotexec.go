@@ -69,11 +69,6 @@ func System() Process {
 	}
 }
 
-// usageError is bad command-line use: exit 2 (a run script bug).
-type usageError struct{ msg string }
-
-func (e usageError) Error() string { return e.msg }
-
 // ExecMain runs `slot-exec ARGS`; it returns only on failure, with the exit code.
 func (p Process) ExecMain(args []string) int {
 	fs := flag.NewFlagSet("slot-exec", flag.ContinueOnError)
