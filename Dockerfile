@@ -209,6 +209,11 @@ groupadd -g 10000 hermes
 useradd -u 10000 -g 10000 -d /opt/data -M -s /usr/sbin/nologin hermes
 mkdir -p /opt/data
 chown hermes:hermes /opt/data
+# /run as s6-overlay's preinit wants it when it cannot fix it (no root, or
+# no_new_privs defeats its setuid helper): a `--tmpfs /run` takes the mode of
+# the image's /run, whatever mode= says. A root container makes it 0755
+# root's at boot (hermes-setup), before any hermes process exists.
+chmod 1777 /run
 # Reproducible: no backup files or login records stamped with the build time,
 # and the account's "last password change" day fixed (the account has no password).
 rm -f /etc/passwd- /etc/group- /etc/shadow- /etc/gshadow- /var/log/lastlog /var/log/faillog

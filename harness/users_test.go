@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"strings"
 	"testing"
+	"time"
 
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
@@ -174,5 +175,39 @@ func TestKeepEnvKeepsTheEnvironment(t *testing.T) {
 			}
 			return poll.Continue("the gateway's environment: %q", env)
 		}, waitOpts...)
+	})
+}
+
+// TestRestrictedRuntime: what Kubernetes' "restricted" Pod Security Standard
+// leaves a container (non-root uid 10000, no capabilities, no_new_privs, a
+// read-only root, writable /run and /tmp only), on both s6 sources: the
+// supervised gateway serves, profiles work, a crash is restarted, and a
+// remap that needs root says so and carries on.
+func TestRestrictedRuntime(t *testing.T) {
+	t.Parallel()
+	forEachSource(t, func(t *testing.T, image string) {
+		c := Start(t, image, Publish(8642),
+			Flags("--user", "10000:10000", "--cap-drop", "ALL", "--security-opt", "no-new-privileges",
+				"--read-only", "--tmpfs", "/run:exec", "--tmpfs", "/tmp"),
+			Env("S6_READ_ONLY_ROOT=1", "S6_YES_I_WANT_A_WORLD_WRITABLE_RUN_BECAUSE_KUBERNETES=1", "HERMES_UID=2000"),
+			Cmd("gateway", "run"))
+		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
+		assert.Check(t, is.Equal(gatewayUID(t, c), 10000))
+		assert.Check(t, is.Contains(c.Logs(), "need root to remap the hermes user; the container runs as uid 10000"))
+		c.ExecAs("10000", "hermes", "healthcheck").Assert(t, icmd.Expected{Out: "healthy"})
+
+		c.ExecAs("10000", "hermes", "profile", "create", "work").Assert(t, icmd.Success)
+		c.ExecAs("10000", "sh", "-c", "echo API_SERVER_PORT=8740 >> /opt/data/profiles/work/.env").Assert(t, icmd.Success)
+		c.ExecAs("10000", "hermes", "-p", "work", "gateway", "start").Assert(t, icmd.Success)
+		poll.WaitOn(t, c.SlotIs("gateway-work", "up", isUp), waitOpts...)
+
+		h, err := c.GetHealth(8642)
+		assert.NilError(t, err)
+		assert.NilError(t, Post(c.URL(8642, "/debug/crash")))
+		poll.WaitOn(t, c.Healthy(8642, func(n Health) bool { return n.Pid != h.Pid }), waitOpts...)
+
+		start := time.Now()
+		icmd.RunCommand("docker", "stop", "-t", "10", c.Name).Assert(t, icmd.Success)
+		assert.Check(t, time.Since(start) < 10*time.Second, "stopped within the grace period: %s", time.Since(start))
 	})
 }

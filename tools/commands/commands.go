@@ -199,6 +199,12 @@ func runSetup([]string) int {
 func setupMain() int {
 	log := os.Stderr
 	wantUID, wantGID := setup.WantedIDs(os.Getenv, log)
+	if euid := os.Geteuid(); euid != 0 && (wantUID >= 0 || wantGID >= 0) {
+		// Run as --user (Kubernetes runAsUser): no root to rewrite
+		// /etc/passwd with, and the processes already have their ids.
+		fmt.Fprintf(log, "hermes-setup: HERMES_UID/PUID and HERMES_GID/PGID need root to remap the hermes user; the container runs as uid %d, gid %d: carrying on as that (set the ids with --user or runAsUser/runAsGroup instead)\n", euid, os.Getegid())
+		wantUID, wantGID = -1, -1
+	}
 	acc, err := setup.Remap("/etc/passwd", "/etc/group", front.User, wantUID, wantGID)
 	if err != nil {
 		fmt.Fprintln(log, "hermes-setup: uid/gid remap:", err)
