@@ -355,6 +355,13 @@ func TestBadValuesFailRendering(t *testing.T) {
 			`dashboard.host "0.0.0.0" is not loopback, and the agent refuses to serve the dashboard there without an auth provider`},
 		{"fractional stop timeout", "stopTimeoutMs: 1.5",
 			`stopTimeoutMs must be a whole number of milliseconds, got 1.5`},
+		// Types are values.schema.json's (Helm validates it before rendering).
+		{"profile as a bare string", "profiles: [work]",
+			`at '/profiles/0': got string, want object`},
+		{"port as a string", `apiServer: {port: "8642"}`,
+			`at '/apiServer/port': got string, want integer`},
+		{"dashboard enabled as a string", `dashboard: {enabled: "yes"}`,
+			`at '/dashboard/enabled': got string, want boolean`},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			_, err := render(t, tc.values)
