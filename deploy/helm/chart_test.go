@@ -14,6 +14,8 @@ import (
 	"helm.sh/helm/v3/pkg/action"
 	"helm.sh/helm/v3/pkg/chart/loader"
 	"helm.sh/helm/v3/pkg/chartutil"
+	"helm.sh/helm/v3/pkg/lint"
+	"helm.sh/helm/v3/pkg/lint/support"
 	appsv1 "k8s.io/api/apps/v1"
 	corev1 "k8s.io/api/core/v1"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
@@ -85,6 +87,12 @@ dashboard:
 // -f values.yaml` does: Helm's own install action, client only.
 func render(t *testing.T, valuesYAML string) (string, error) {
 	t.Helper()
+	manifest, _, err := renderWithNotes(t, valuesYAML)
+	return manifest, err
+}
+
+func renderWithNotes(t *testing.T, valuesYAML string) (manifest, notes string, err error) {
+	t.Helper()
 	chrt, err := loader.Load(chartDir)
 	assert.NilError(t, err)
 	vals, err := chartutil.ReadValues([]byte(valuesYAML))
@@ -96,9 +104,9 @@ func render(t *testing.T, valuesYAML string) (string, error) {
 	install.Namespace = "hermes"
 	rel, err := install.Run(chrt, vals)
 	if err != nil {
-		return "", err
+		return "", "", err
 	}
-	return rel.Manifest, nil
+	return rel.Manifest, rel.Info.Notes, nil
 }
 
 type objects struct {
@@ -301,7 +309,65 @@ func TestOverrides(t *testing.T) {
 		assert.Check(t, is.Equal(env(c)["HERMES_DASHBOARD_HOST"], "127.0.0.1"))
 		// A loopback dashboard is not published; each profile's port is.
 		assert.Check(t, is.DeepEqual(servicePorts(objs.services[0]), map[string]int32{"api": 8642, "api-p1": 8643, "api-p2": 8644}))
+
+		_, notes, err := renderWithNotes(t, overrides["extra env and profiles"])
+		assert.NilError(t, err)
+		assert.Check(t, is.Contains(notes, "exec sts/hermes-s6 -- hermes profile create work\n"))
+		assert.Check(t, is.Contains(notes, "echo API_SERVER_PORT=8644 >> /opt/data/profiles/home_2/.env"))
+		assert.Check(t, is.Contains(notes, "exec sts/hermes-s6 -- hermes -p home_2 gateway start\n"))
+		assert.Check(t, is.Contains(notes, "port-forward pod/hermes-s6-0 9119"))
 	})
+}
+
+// The volume without the claim template: an existing claim, or none.
+func TestPersistenceVariants(t *testing.T) {
+	for name, tc := range map[string]struct {
+		values string
+		check  func(t *testing.T, v corev1.Volume)
+	}{
+		"existing claim": {"persistence: {existingClaim: hermes-data}", func(t *testing.T, v corev1.Volume) {
+			assert.Assert(t, v.PersistentVolumeClaim != nil)
+			assert.Check(t, is.Equal(v.PersistentVolumeClaim.ClaimName, "hermes-data"))
+		}},
+		"no persistence": {"persistence: {enabled: false}", func(t *testing.T, v corev1.Volume) {
+			assert.Check(t, v.EmptyDir != nil)
+		}},
+	} {
+		t.Run(name, func(t *testing.T) {
+			manifest, err := render(t, tc.values)
+			assert.NilError(t, err)
+			sts := decode(t, manifest).statefulSets[0]
+			assert.Check(t, is.Len(sts.Spec.VolumeClaimTemplates, 0))
+			var found bool
+			for _, v := range sts.Spec.Template.Spec.Volumes {
+				if v.Name == "data" {
+					found = true
+					tc.check(t, v)
+				}
+			}
+			assert.Check(t, found, "a data volume")
+			why := psaRefusals(t, &sts.Spec.Template.ObjectMeta, &sts.Spec.Template.Spec)
+			assert.Check(t, is.Len(why, 0), "restricted refuses the pod:\n%s", strings.Join(why, "\n"))
+		})
+	}
+}
+
+// helm lint finds nothing to say, with the defaults and each override.
+func TestLint(t *testing.T) {
+	for name, values := range overrides {
+		t.Run(name, func(t *testing.T) {
+			vals, err := chartutil.ReadValues([]byte(values))
+			assert.NilError(t, err)
+			l := lint.All(chartDir, vals, "hermes", true)
+			var msgs []string
+			for _, m := range l.Messages {
+				if m.Severity > support.InfoSev {
+					msgs = append(msgs, m.Error())
+				}
+			}
+			assert.Check(t, is.Len(msgs, 0), "helm lint:\n%s", strings.Join(msgs, "\n"))
+		})
+	}
 }
 
 // The check can fail: the default pod with one field made unsafe is refused.
