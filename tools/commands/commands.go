@@ -225,6 +225,13 @@ func setupMain() int {
 		fmt.Fprintln(log, "hermes-setup:", err)
 	}
 	home := profile.Home(os.Getenv)
+	if os.Geteuid() != 0 {
+		if err := setup.MakeTree(home); err != nil {
+			fmt.Fprintln(log, "hermes-setup:", err)
+			return 1
+		}
+		return 0
+	}
 	changed, err := setup.PrepareHome(home, acc)
 	if err != nil {
 		fmt.Fprintln(log, "hermes-setup:", err)

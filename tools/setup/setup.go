@@ -146,6 +146,26 @@ func allowlist() []string {
 // Tree creates the directories the gateways need.
 var Tree = []string{"logs/gateways", "profiles"}
 
+// MakeTree creates $HERMES_HOME's tree, inside home only. It is all a
+// container run as --user (Kubernetes runAsUser) can do: no root to repair
+// ownership with, and a volume the kubelet gave to its fsGroup.
+func MakeTree(home string) error {
+	if err := profile.CheckHome(home); err != nil {
+		return err
+	}
+	root, err := profile.OpenDir(home, profile.Default)
+	if err != nil {
+		return err
+	}
+	defer root.Close()
+	for _, d := range Tree {
+		if err := root.MkdirAll(d, 0o775); err != nil {
+			return fmt.Errorf("%s: %w", filepath.Join(home, d), err)
+		}
+	}
+	return nil
+}
+
 // PrepareHome creates the tree and repairs ownership on the allowlist.
 // It returns the paths it changed. A home that is the root directory or a
 // system directory is refused before anything is touched (profile.CheckHome).

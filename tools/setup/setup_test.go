@@ -266,3 +266,15 @@ func TestPrepareHomeMakesItsTreeInsideHomeOnly(t *testing.T) {
 	_, err = os.Stat(filepath.Join(outside, "gateways"))
 	assert.Check(t, os.IsNotExist(err), "nothing made outside home")
 }
+
+func TestMakeTree(t *testing.T) {
+	home := filepath.Join(t.TempDir(), "data")
+	assert.NilError(t, os.Mkdir(home, 0o755))
+	assert.NilError(t, MakeTree(home))
+	for _, d := range Tree {
+		st, err := os.Stat(filepath.Join(home, d))
+		assert.NilError(t, err)
+		assert.Check(t, st.IsDir(), d)
+	}
+	assert.Check(t, is.ErrorContains(MakeTree("/etc"), "refusing"))
+}
