@@ -229,15 +229,25 @@ func GatewayPid(dir string) (int, error) {
 	if err != nil {
 		return 0, err
 	}
+	pid, ok := ParsePid(b)
+	if !ok {
+		return 0, fmt.Errorf("%s: no pid in %q", filepath.Join(dir, "gateway.pid"), strings.TrimSpace(string(b)))
+	}
+	return pid, nil
+}
+
+// ParsePid reads the contents of a gateway.pid: the agent's JSON record
+// ({"pid": N, …}) or a bare number. ok is false when it names no pid.
+func ParsePid(b []byte) (pid int, ok bool) {
 	s := strings.TrimSpace(string(b))
 	if pid, err := strconv.Atoi(s); err == nil && pid > 0 {
-		return pid, nil
+		return pid, true
 	}
 	var doc struct {
 		Pid int `json:"pid"`
 	}
 	if err := json.Unmarshal([]byte(s), &doc); err != nil || doc.Pid <= 0 {
-		return 0, fmt.Errorf("%s: no pid in %q", filepath.Join(dir, "gateway.pid"), s)
+		return 0, false
 	}
-	return doc.Pid, nil
+	return doc.Pid, true
 }

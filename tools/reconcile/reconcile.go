@@ -5,7 +5,6 @@
 package reconcile
 
 import (
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -16,6 +15,7 @@ import (
 	"syscall"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -273,27 +273,13 @@ func (r *Reconciler) removeStalePid(name string) {
 	if err != nil {
 		return
 	}
-	pid, err := strconv.Atoi(strings.TrimSpace(string(b)))
-	if err != nil {
-		pid = jsonPid(b)
-	}
-	if pid > 0 && r.Alive != nil && r.Alive(pid) {
+	pid, ok := agentcfg.ParsePid(b)
+	if ok && r.Alive != nil && r.Alive(pid) {
 		return
 	}
 	if err := dir.Remove(profile.PidFile); err == nil {
 		r.logf("%s: removed stale pid file %s", name, filepath.Join(profile.Dir(r.Home, name), profile.PidFile))
 	}
-}
-
-// jsonPid reads the agent's JSON pid file ({"pid": N, …}); 0 if it is not.
-func jsonPid(b []byte) int {
-	var doc struct {
-		Pid int `json:"pid"`
-	}
-	if json.Unmarshal(b, &doc) != nil {
-		return 0
-	}
-	return doc.Pid
 }
 
 // GatewayAlive reports whether pid is a running gateway process (not a
