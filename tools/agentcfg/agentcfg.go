@@ -119,12 +119,11 @@ func (e Env) Get(k string) string {
 // Port is the API server's port for the profile whose home is dir:
 // API_SERVER_PORT (.env, then environment), else config.yaml's
 // platforms.api_server.extra.port, else 8642. A value that is not a port is
-// an error that says where it came from.
+// an error that says where it came from. A .env or config.yaml that cannot
+// be read (too large, say) is left out, as one that does not parse is
+// (Check says so before the gateway starts).
 func Port(dir string, getenv func(string) string) (int, error) {
-	env, err := Load(dir, getenv)
-	if err != nil {
-		return 0, err
-	}
+	env, _ := Load(dir, getenv)
 	if v := env.Get("API_SERVER_PORT"); v != "" {
 		p, err := parsePort(v)
 		if err != nil {
@@ -133,21 +132,10 @@ func Port(dir string, getenv func(string) string) (int, error) {
 		return p, nil
 	}
 	b, err := readSmall(filepath.Join(dir, "config.yaml"))
-	if errors.Is(err, os.ErrNotExist) {
+	if err != nil {
 		return DefaultPort, nil
 	}
-	if err != nil {
-		return 0, err
-	}
-	var cfg struct {
-		Platforms struct {
-			APIServer struct {
-				Extra struct {
-					Port any `yaml:"port"`
-				} `yaml:"extra"`
-			} `yaml:"api_server"`
-		} `yaml:"platforms"`
-	}
+	var cfg apiServerConfig
 	if err := yaml.Unmarshal(b, &cfg); err != nil {
 		// The agent then runs on its defaults; so does the probe.
 		return DefaultPort, nil

@@ -155,6 +155,9 @@ func (f *Front) status(slot, name string) error {
 		}
 	}
 	fmt.Fprintf(f.Stdout, "%s: %s; desired: %s\n", slot, st, d)
+	if other := heldElsewhere(f.home(), name); other != nil {
+		fmt.Fprintf(f.Stdout, "  not serving here: %v\n", other)
+	}
 	if f.History != nil {
 		for _, line := range f.History(slot, 5) {
 			fmt.Fprintf(f.Stdout, "  %s\n", line)

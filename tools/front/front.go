@@ -55,6 +55,9 @@ type Front struct {
 	Chdir func(string) error
 	// CMD returns the container's command line (reconcile.FindCMD); nil: none.
 	CMD func() []string
+	// GatewayLock takes a profile's cross-container gateway lock before a
+	// foreground gateway is exec'd (lock.go); nil: none.
+	GatewayLock func(profile string) error
 }
 
 // exitError carries an exit code and a one-line message.
@@ -167,6 +170,12 @@ func (f *Front) dispatch(args []string) error {
 			}
 		case "healthcheck":
 			return f.healthcheck()
+		case "dashboard":
+			if f.Getenv(render.SupervisedChildEnv) == "1" {
+				if err := checkDashboard(rest[1:]); err != nil {
+					return err
+				}
+			}
 		}
 	}
 	return f.handOff(args)

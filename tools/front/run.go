@@ -81,6 +81,14 @@ func (f *Front) gatewayRun(inv invocation, args []string) error {
 		if err := f.becomeHermes(); err != nil {
 			return err
 		}
+		if err := f.checkGateway(inv.profile); err != nil {
+			return err
+		}
+		if f.GatewayLock != nil {
+			if err := f.GatewayLock(inv.profile); err != nil {
+				return err
+			}
+		}
 		f.ensureAPIKey(inv.profile)
 		bin := f.agentBin()
 		argv := append([]string{bin}, inv.global...)

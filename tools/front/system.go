@@ -46,6 +46,7 @@ func New() *Front {
 		CMD:     func() []string { return reconcile.FindCMD("/proc") },
 	}
 	f.Health = f.health
+	f.GatewayLock = func(name string) error { return f.gatewayLock(name, time.Sleep) }
 	f.Admin = slotadmin.Remote{Stdout: os.Stdout, Stderr: os.Stderr}
 	f.Euid = os.Geteuid()
 	if a, err := account.Lookup(User); err == nil && os.Geteuid() == 0 {
@@ -144,7 +145,18 @@ func Probe(home, name string, getenv func(string) string, timeout time.Duration)
 	}
 	pid, err := agentcfg.GatewayPid(dir)
 	if err != nil {
+		if other := heldElsewhere(home, name); other != nil {
+			return other
+		}
 		return fmt.Errorf("no gateway pid yet: %v", err)
 	}
-	return health.Serving(port, pid, timeout)
+	if err := health.Serving(port, pid, timeout); err != nil {
+		if other := heldElsewhere(home, name); other != nil {
+			return other
+		}
+		return err
+	}
+	// A shared network (--network host) could answer for another
+	// container's gateway of this profile: not ours.
+	return heldElsewhere(home, name)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
+	"github.com/hermes-agent/hermes-s6/tools/gwlock"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -277,9 +278,30 @@ func (r *Reconciler) removeStalePid(name string) {
 	if ok && r.Alive != nil && r.Alive(pid) {
 		return
 	}
+	if lockHeld(r.Home, name) {
+		// Its gateway runs in another container on this volume: the pid
+		// is of that container's pid namespace, not stale.
+		r.logf("%s: pid file kept: the profile's gateway lock is held (another container on this volume runs it)", name)
+		return
+	}
 	if err := dir.Remove(profile.PidFile); err == nil {
 		r.logf("%s: removed stale pid file %s", name, filepath.Join(profile.Dir(r.Home, name), profile.PidFile))
 	}
+}
+
+// lockHeld reports whether a gateway holds the profile's cross-container
+// lock (gwlock): opened read-only, never created, never followed.
+func lockHeld(home, name string) bool {
+	rel := "."
+	if name != profile.Default {
+		rel = "profiles/" + name
+	}
+	l, err := gwlock.Open(home, rel, false)
+	if err != nil {
+		return false
+	}
+	defer l.Close()
+	return l.Held()
 }
 
 // GatewayAlive reports whether pid is a running gateway process (not a
