@@ -36,7 +36,7 @@ func Check(dir string, getenv func(string) string) []Problem {
 	envPath := filepath.Join(dir, ".env")
 	env, err := Load(dir, getenv)
 	if err != nil {
-		warn("%s: %v: hermes-s6 ignores it (API server port and key from the environment, config.yaml or the defaults)", envPath, trim(err))
+		warn("%v: hermes-s6 ignores it (API server port and key from the environment, config.yaml or the defaults)", trim(err))
 	} else if b, err := readSmall(envPath); err == nil && !isText(b) {
 		warn("%s is not text (NUL bytes or invalid UTF-8): only its KEY=VALUE lines are read", envPath)
 	}
@@ -44,7 +44,7 @@ func Check(dir string, getenv func(string) string) []Problem {
 	cfgPath := filepath.Join(dir, "config.yaml")
 	var cfgPort any
 	if b, err := readSmall(cfgPath); err != nil && !errors.Is(err, os.ErrNotExist) {
-		warn("%s: %v: hermes-s6 ignores it (the API server port is %d unless the environment sets one)", cfgPath, trim(err), DefaultPort)
+		warn("%v: hermes-s6 ignores it (the API server port is %d unless the environment sets one)", trim(err), DefaultPort)
 	} else if err == nil {
 		var cfg apiServerConfig
 		if err := yaml.Unmarshal(b, &cfg); err != nil {

@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
+	"github.com/hermes-agent/hermes-s6/tools/gwlock"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -58,6 +59,8 @@ type Front struct {
 	// GatewayLock takes a profile's cross-container gateway lock before a
 	// foreground gateway is exec'd (lock.go); nil: none.
 	GatewayLock func(profile string) error
+	// held is the gateway lock taken for the agent about to be exec'd.
+	held *gwlock.Lock
 }
 
 // exitError carries an exit code and a one-line message.

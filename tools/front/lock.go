@@ -54,6 +54,7 @@ func (f *Front) gatewayLock(name string, sleep func(time.Duration)) error {
 		l.Close()
 		return fail(1, "profile %s: the gateway lock cannot be handed to the gateway: %v", name, err)
 	}
+	f.held = l
 	return nil
 }
 
