@@ -121,6 +121,9 @@ func (p Process) LogMain(args []string) int {
 	if err := p.Mkdir(dir); err != nil {
 		fmt.Fprintf(p.Stderr, "slot-log: %s: logging to docker logs only: %v\n", fs.Arg(0), err)
 		argv = []string{"s6-log", "--", "1"}
+	} else if logDirBusy(dir) {
+		fmt.Fprintf(p.Stderr, "slot-log: %s: %s is in use by another logger (another container on this volume): logging to docker logs only\n", fs.Arg(0), dir)
+		argv = []string{"s6-log", "--", "1"}
 	} else {
 		argv = append(argv, dir)
 	}
