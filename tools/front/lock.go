@@ -44,6 +44,7 @@ func (f *Front) gatewayLock(name string, sleep func(time.Duration)) error {
 		Logf:   func(format string, a ...any) { fmt.Fprintf(f.Stderr, "hermes: "+format+"\n", a...) },
 		Alive:  func(pid int) bool { return syscall.Kill(pid, 0) != syscall.ESRCH },
 		Remind: lockRemind,
+		Now:    time.Now,
 	}
 	if err := w.Wait(); err != nil {
 		l.Close()

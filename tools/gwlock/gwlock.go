@@ -267,6 +267,7 @@ type Waiter struct {
 	Logf    func(format string, a ...any)
 	Alive   func(pid int) bool // in this pid namespace
 	Remind  int                // retries at the longest pause between two "still waiting" lines
+	Now     func() time.Time   // when set, Self.Since is the time the lock is taken
 	retries int
 }
 
@@ -296,6 +297,9 @@ func (w *Waiter) Wait() error {
 	}
 	if w.retries > 0 {
 		w.Logf("took the gateway lock %s after %d retries: starting the gateway of profile %s", w.Lock.Path, w.retries, clean(w.Self.Profile))
+	}
+	if w.Now != nil {
+		w.Self.Since = w.Now().UTC().Format(time.RFC3339)
 	}
 	if err := w.Lock.Record(w.Self); err != nil {
 		// The lock is what counts; the contents only name the holder.
