@@ -257,7 +257,7 @@ func WriteState(home, name string, d Desired, uid, gid int) error {
 	fail := func(err error) error {
 		f.Close()
 		dir.Remove(tmp)
-		return fmt.Errorf("recording desired state in %s: %w", path, err)
+		return fmt.Errorf("recording desired state in %s: %w (%s left as it was)", path, err, StateFile)
 	}
 	if _, err := f.Write(append(b, '\n')); err != nil {
 		return fail(err)
