@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
+	"github.com/hermes-agent/hermes-s6/tools/cmdline"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -98,50 +99,13 @@ func (f *Front) agentBin() string {
 
 func (f *Front) home() string { return profile.Home(f.Getenv) }
 
-// invocation is the command line split into the global profile option and
-// the rest.
-type invocation struct {
-	profile    string
-	hasProfile bool
-	global     []string // the global options as given, for the agent
-	rest       []string
-}
-
-func parseGlobal(args []string) (invocation, error) {
-	inv := invocation{profile: profile.Default}
-	for len(args) > 0 {
-		a := args[0]
-		var name string
-		switch {
-		case a == "-p" || a == "--profile":
-			if len(args) < 2 {
-				return inv, fail(2, "%s needs a profile name", a)
-			}
-			name = args[1]
-			inv.global = append(inv.global, args[:2]...)
-			args = args[2:]
-		case strings.HasPrefix(a, "--profile="):
-			name = strings.TrimPrefix(a, "--profile=")
-			inv.global = append(inv.global, a)
-			args = args[1:]
-		default:
-			inv.rest = args
-			return inv, nil
-		}
-		if err := profile.Validate(name); err != nil {
-			return inv, fail(2, "%v", err)
-		}
-		inv.profile, inv.hasProfile = name, true
-	}
-	return inv, nil
-}
-
 func (f *Front) dispatch(args []string) error {
-	inv, err := parseGlobal(args)
-	if err != nil {
-		return err
+	inv, err := cmdline.Parse(args)
+	var usage *cmdline.UsageError
+	if errors.As(err, &usage) {
+		return fail(2, "%s", usage.Msg)
 	}
-	rest := inv.rest
+	rest := inv.Rest
 	if ownVerb(rest) {
 		if err := profile.CheckHome(f.home()); err != nil {
 			return fail(1, "%v", err)

@@ -360,6 +360,10 @@ func TestCMDOwnership(t *testing.T) {
 		{[]string{"gateway", "run", "--", "--no-supervise"}, "", "", false},
 		{[]string{"-p", "a", "--profile", "b", "gateway", "run", "--no-supervise"}, "", "b", false},
 		{[]string{"--profile=c", "gateway", "run", "--no-supervise"}, "", "c", false},
+		// The front's rule (cmdline.Parse): the last profile option wins.
+		{[]string{"--profile=a", "-p", "b", "gateway", "run", "--no-supervise"}, "", "b", false},
+		// A CMD the front refuses owns nothing.
+		{[]string{"-p", "../x", "gateway", "run", "--no-supervise"}, "", "", false},
 		{[]string{"gateway", "start"}, "1", "", false},
 		{[]string{"dashboard"}, "", "", true},
 		{[]string{"/usr/local/bin/hermes", "-p", "work", "dashboard"}, "", "", true},
