@@ -120,3 +120,23 @@ func OptOut(args []string, getenv func(string) string) (bool, string) {
 	}
 	return false, ""
 }
+
+// Ownership reads a container's CMD: which
+// profile a foreground (`--no-supervise`) gateway owns ("" none), and
+// whether the CMD is the dashboard alone (no gateway runs in this container
+// at all). A CMD that cannot be read owns nothing.
+func Ownership(cmd []string, getenv func(string) string) (owner string, noGateways bool) {
+	l, err := ParseCMD(cmd)
+	if err != nil {
+		return "", false
+	}
+	if l.Is("dashboard") {
+		return "", true
+	}
+	if args, ok := l.GatewayRun(); ok {
+		if out, _ := OptOut(args, getenv); out {
+			return l.Profile, false
+		}
+	}
+	return "", false
+}

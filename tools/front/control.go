@@ -14,7 +14,7 @@ import (
 
 func (f *Front) requireS6(verb string) error {
 	if !f.UnderS6 {
-		return fail(1, "`gateway %s` needs s6 supervision, and PID 1 is not s6-svscan on %s (run it inside the container)", verb, f.S6.ScanDir)
+		return fail(1, "`gateway %s` needs s6 supervision, and PID 1 is not s6-svscan on %s (run it inside the container)", verb, s6.DefaultScanDir)
 	}
 	return nil
 }
@@ -156,10 +156,8 @@ func (f *Front) status(slot, name string) error {
 		}
 	}
 	fmt.Fprintf(f.Stdout, "%s: %s; desired: %s\n", slot, st, d)
-	if f.History != nil {
-		for _, line := range f.History(slot, 5) {
-			fmt.Fprintf(f.Stdout, "  %s\n", line)
-		}
+	for _, line := range f.Sys.History(slot, 5) {
+		fmt.Fprintf(f.Stdout, "  %s\n", line)
 	}
 	return nil
 }

@@ -74,7 +74,7 @@ func (f *Front) gatewayRun(inv cmdline.Line, args []string) error {
 		argv := append([]string{bin}, inv.Global...)
 		argv = append(argv, "gateway", "run")
 		argv = append(argv, args...)
-		if err := f.Exec(bin, argv, f.agentEnv()); err != nil {
+		if err := f.Sys.Exec(bin, argv, f.agentEnv()); err != nil {
 			return fail(127, "cannot run the agent %s: %v (set HERMES_AGENT_BIN)", bin, err)
 		}
 		return nil
@@ -116,9 +116,9 @@ func (f *Front) ensureSlot(name string) (string, error) {
 // until SIGTERM/SIGINT and exits 128+signal.
 func (f *Front) sleepForever() error {
 	if path, err := exec.LookPath("sleep"); err == nil {
-		err = f.Exec(path, []string{"sleep", "infinity"}, f.Environ)
+		err = f.Sys.Exec(path, []string{"sleep", "infinity"}, f.Environ)
 		fmt.Fprintf(f.Stderr, "hermes: cannot exec %s (%v); waiting for a signal instead\n", path, err)
 	}
-	sig := f.Block()
+	sig := f.Sys.WaitSignal()
 	return fail(128+sig, "")
 }

@@ -176,27 +176,7 @@ func (r *Reconciler) render(slot render.Slot) (isNew bool, err error) {
 // cmdOwnership says which profile a foreground CMD gateway owns ("" none),
 // and whether the CMD is the dashboard alone (no gateway at all).
 func (r *Reconciler) cmdOwnership() (owner string, noGateways bool) {
-	return Ownership(r.CMD, r.Getenv)
-}
-
-// Ownership reads the container's CMD (as the front would, cmdline): which
-// profile a foreground (`--no-supervise`) gateway owns ("" none), and
-// whether the CMD is the dashboard alone (no gateway runs in this container
-// at all). A CMD that cannot be read owns nothing.
-func Ownership(cmd []string, getenv func(string) string) (owner string, noGateways bool) {
-	l, err := cmdline.ParseCMD(cmd)
-	if err != nil {
-		return "", false
-	}
-	if l.Is("dashboard") {
-		return "", true
-	}
-	if args, ok := l.GatewayRun(); ok {
-		if out, _ := cmdline.OptOut(args, getenv); out {
-			return l.Profile, false
-		}
-	}
-	return "", false
+	return cmdline.Ownership(r.CMD, r.Getenv)
 }
 
 // plainGatewayRun reports whether the CMD is a `gateway run` of profile name
