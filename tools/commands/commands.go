@@ -235,7 +235,7 @@ func slotsDown([]string) int {
 }
 
 func adminServe([]string) int {
-	s := slotadmin.Server{Dir: slotadmin.Dir, Tool: render.DefaultTool, Euid: os.Geteuid(), Path: os.Getenv("PATH"), Stderr: os.Stderr}
+	s := slotadmin.Server{Dir: slotadmin.Dir, Tool: render.DefaultTool, Euid: os.Geteuid(), Path: os.Getenv("PATH"), Stderr: os.Stderr, NotifyFD: 3}
 	if s.Euid == 0 {
 		a, ok := hermes()
 		if !ok {

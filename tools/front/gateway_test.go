@@ -13,6 +13,7 @@ import (
 	"gotest.tools/v3/poll"
 
 	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
+	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -241,7 +242,7 @@ func TestGatewayAll(t *testing.T) {
 }
 
 func TestS6FailureGivesTheS6ExitCode(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	// A slot on disk without s6-svscan: s6-svc cannot reach a supervisor.
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
@@ -272,7 +273,7 @@ func TestS6FailureGivesTheS6ExitCode(t *testing.T) {
 }
 
 func TestRegistrationFailure(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	// No s6-svscan on the scan directory: registering cannot complete.
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
@@ -400,7 +401,7 @@ func TestProfileCreateListDeleteUnderS6(t *testing.T) {
 }
 
 func TestProfileDeleteS6Failure(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
 	mkProfile(t, home, "work")

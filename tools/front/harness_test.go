@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
@@ -20,14 +19,6 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 )
-
-// needS6 skips a test that runs s6 programs when s6 is not installed.
-func needS6(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("s6-svscan"); err != nil {
-		t.Skip("s6 is not installed (apt-get install s6): ", err)
-	}
-}
 
 // liveScan starts a real s6-svscan on a temporary scan directory and returns
 // a Manager for it and the HERMES_HOME its services see.

@@ -19,6 +19,8 @@ type Server struct {
 	Euid   int
 	Path   string // $PATH, to find s6-ipcserver
 	Stderr io.Writer
+	// NotifyFD is s6's readiness notification fd (3, notification-fd).
+	NotifyFD int
 }
 
 // Run prepares the socket directory and its access rules for the hermes
@@ -30,8 +32,8 @@ type Server struct {
 func (s Server) Run() int {
 	if s.Euid != 0 {
 		fmt.Fprintf(s.Stderr, "hermes-admin: not root (uid %d): every process runs as this user, nothing to serve\n", s.Euid)
-		unix.Write(3, []byte("\n"))
-		unix.Close(3)
+		unix.Write(s.NotifyFD, []byte("\n"))
+		unix.Close(s.NotifyFD)
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)
 		<-sig
@@ -43,12 +45,12 @@ func (s Server) Run() int {
 	}
 	// s6-ipcserver -1 announces readiness on its stdout: make that the
 	// service's notification fd (3) when s6 gave one.
-	if _, err := unix.FcntlInt(3, unix.F_GETFD, 0); err == nil {
-		if err := unix.Dup3(3, 1, 0); err != nil {
+	if _, err := unix.FcntlInt(uintptr(s.NotifyFD), unix.F_GETFD, 0); err == nil {
+		if err := unix.Dup3(s.NotifyFD, 1, 0); err != nil {
 			fmt.Fprintln(s.Stderr, "hermes-admin: notification fd:", err)
 			return 111
 		}
-		unix.Close(3)
+		unix.Close(s.NotifyFD)
 	}
 	argv := ServerArgv(s.Tool, s.Dir)
 	path, err := slotexec.LookPath(argv[0], s.Path)
