@@ -7,6 +7,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
@@ -71,7 +72,7 @@ func TestRunAsHermesUser(t *testing.T) {
 		c := Start(t, image, Publish(8642), Flags("--user", "10000:10000"), Cmd("gateway", "run"))
 		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
 		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
-		poll.WaitOn(t, c.LogContains(breadcrumbMark), waitOpts...)
+		poll.WaitOn(t, c.LogContains(dockertest.BreadcrumbMark), waitOpts...)
 		assert.Check(t, is.Equal(gatewayUID(t, c), 10000))
 	})
 }
