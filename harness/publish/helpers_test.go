@@ -147,7 +147,7 @@ func snapshot(dir string) error {
 			return err
 		}
 	}
-	for _, f := range []string{".cache/base-oci", ".cache/ca-bundle.crt"} {
+	for _, f := range []string{".cache/base-oci", ".cache/ca-bundle.crt", "docker-bake.override.hcl"} {
 		err := filepath.WalkDir(filepath.Join(root, f), func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
