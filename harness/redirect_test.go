@@ -55,15 +55,18 @@ func TestNoRecursion(t *testing.T) {
 	forEachSource(t, func(t *testing.T, image string) {
 		c := Start(t, image, Publish(8642), Cmd("gateway", "run"))
 		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
-		// Wait until the supervised slot has settled into what it runs: a
-		// gateway (right) or a second `sleep infinity` (recursion).
+		// Wait until the CMD has become `sleep infinity` (the front execs it
+		// right after starting the slot) and the supervised slot has settled
+		// into what it runs: a gateway (right) or a second `sleep infinity`
+		// (recursion).
 		var procs []Proc
 		poll.WaitOn(t, func(poll.LogT) poll.Result {
 			procs = c.Procs()
-			if len(procsMatching(procs, gatewayRE)) > 0 || len(procsMatching(procs, `^sleep infinity$`)) > 1 {
+			cmd, ok := cmdProcess(procs)
+			if ok && cmd.Args == "sleep infinity" && (len(procsMatching(procs, gatewayRE)) > 0 || len(procsMatching(procs, `^sleep infinity$`)) > 1) {
 				return poll.Success()
 			}
-			return poll.Continue("slot not settled yet:\n%s", procTree(procs))
+			return poll.Continue("not settled yet:\n%s", procTree(procs))
 		}, waitOpts...)
 		sleeps := procsMatching(procs, `^sleep infinity$`)
 		gateways := procsMatching(procs, gatewayRE)

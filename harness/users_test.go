@@ -14,11 +14,20 @@ import (
 	"gotest.tools/v3/poll"
 )
 
+// gatewayUID is the uid of the container's one gateway process. It waits
+// until there is one: a redirected `gateway run` front is still a gateway
+// command line for the moment between the supervised gateway answering and
+// the front's exec of `sleep infinity`.
 func gatewayUID(t *testing.T, c *Container) int {
 	t.Helper()
-	procs := c.Procs()
-	gws := procsMatching(procs, gatewayRE)
-	assert.Assert(t, is.Len(gws, 1), "one gateway process:\n%s", procTree(procs))
+	var gws []Proc
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		procs := c.Procs()
+		if gws = procsMatching(procs, gatewayRE); len(gws) == 1 {
+			return poll.Success()
+		}
+		return poll.Continue("want one gateway process:\n%s", procTree(procs))
+	}, waitOpts...)
 	return gws[0].UID
 }
 
