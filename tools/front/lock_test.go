@@ -10,9 +10,12 @@ import (
 	"golang.org/x/sys/unix"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
+	"gotest.tools/v3/poll"
 
 	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
 	"github.com/hermes-agent/hermes-s6/tools/gwlock"
+	"github.com/hermes-agent/hermes-s6/tools/render"
+	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
 // holdLock holds the gateway lock of the profile directory dir through an
@@ -204,4 +207,30 @@ func TestSupervisedDashboardWithValuesThatCannotWork(t *testing.T) {
 		assert.Check(t, res.replaced, "%v", args)
 		assert.Check(t, is.DeepEqual(res.exec.Argv, append([]string{agentBin}, args...)))
 	}
+}
+
+// The CMD's redirect does not start again a gateway that already gave up on
+// its configuration this boot (exit 78): one attempt, one line.
+func TestGatewayRunLeavesASlotThatGaveUpAlone(t *testing.T) {
+	m, home := liveScan(t)
+	h := newHermes(t, m, home)
+	runs := filepath.Join(t.TempDir(), "runs")
+	front := filepath.Join(t.TempDir(), "front")
+	assert.NilError(t, os.WriteFile(front, []byte("#!/bin/sh\necho run >> "+runs+"\nexit 78\n"), 0o755))
+	base := slotTemplate(t)
+	h.template = func(name string) render.Slot { s := base(name); s.Front = front; return s }
+	h.superviseWith(t, m)
+	assert.NilError(t, h.front.Admin.Register("default"))
+	assert.NilError(t, m.Start("gateway-default"))
+	poll.WaitOn(t, slotIs(m, "gateway-default", func(s s6.Status) bool { return isDown(s) && s.ExitCode == 78 }, "down after exit 78"), pollOpts...)
+
+	res := h.run("gateway", "run")
+	assert.Check(t, res.replaced)
+	assert.Check(t, is.Contains(h.stderr.String(), "hermes: gateway-default is down after exit 78 (fatal configuration): fix it, then `hermes gateway start`\n"))
+	st, err := m.Status("gateway-default")
+	assert.NilError(t, err)
+	assert.Check(t, isDown(st), "not started again: %s", st)
+	b, err := os.ReadFile(runs)
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(b), "run\n"), "one attempt")
 }

@@ -97,7 +97,11 @@ func (f *Front) gatewayRun(inv cmdline.Line, args []string) error {
 		if err := profile.WriteState(f.home(), inv.Profile, profile.Running, f.UID, f.GID); err != nil {
 			return fail(1, "%v", err)
 		}
-		if err := f.S6.Start(slot); err != nil {
+		if gaveUp(f.S6, slot) {
+			// It already failed on its configuration this boot, with its
+			// reason in the log: starting it again would only repeat that.
+			fmt.Fprintf(f.Stderr, "hermes: %s is down after exit %d (fatal configuration): fix it, then `hermes gateway start`\n", slot, render.ExitConfig)
+		} else if err := f.S6.Start(slot); err != nil {
 			return fail(1, "starting %s: %v", slot, err)
 		}
 	}
@@ -129,4 +133,10 @@ func (f *Front) sleepForever() error {
 	}
 	sig := f.Sys.WaitSignal()
 	return fail(128+sig, "")
+}
+
+// gaveUp reports whether slot is down, not wanted up, after exit 78.
+func gaveUp(s Supervisor, slot string) bool {
+	st, err := s.Status(slot)
+	return err == nil && !st.Up && !st.WantUp && st.ExitCode == render.ExitConfig
 }
