@@ -8,6 +8,8 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
 	"gotest.tools/v3/poll"
+
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 )
 
 func TestProfilesLifecycleAsRootAndHermes(t *testing.T) {
@@ -70,6 +72,10 @@ func TestBadProfileNamesRejectedAndNothingChanged(t *testing.T) {
 	image := testImage(t)
 	c := Start(t, image, Cmd("gateway", "run"))
 	poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
+	// The CMD's redirect records the desired state (a temp file, then a
+	// rename) after the reconciler started the slot: done once it printed
+	// its breadcrumb.
+	poll.WaitOn(t, c.LogContains(dockertest.BreadcrumbMark), waitOpts...)
 	snapshot := func() string {
 		return c.Exec("sh", "-c", "ls -a /run/service /opt/data /opt/data/profiles").Stdout()
 	}
