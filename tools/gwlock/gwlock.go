@@ -167,9 +167,26 @@ func describe(err error) error {
 	return err
 }
 
-// TryLock takes the exclusive lock without waiting: ErrHeld while another
-// open file holds it.
+// settle is how long TryLock keeps trying before it says the lock is held:
+// Held (the probe, status, healthcheck and the reconciler test the lock with
+// a shared lock dropped at once) must not pass for a holder.
+var settle = []time.Duration{time.Millisecond, 5 * time.Millisecond, 20 * time.Millisecond, 100 * time.Millisecond}
+
+// TryLock takes the exclusive lock without waiting for a holder: ErrHeld
+// while another open file holds it (for longer than a test of Held lasts).
 func (l *Lock) TryLock() error {
+	err := l.tryLock()
+	for _, d := range settle {
+		if err != ErrHeld {
+			break
+		}
+		time.Sleep(d) // a test of Held lasts microseconds
+		err = l.tryLock()
+	}
+	return err
+}
+
+func (l *Lock) tryLock() error {
 	for {
 		err := unix.Flock(l.fd, unix.LOCK_EX|unix.LOCK_NB)
 		switch {

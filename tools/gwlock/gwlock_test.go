@@ -277,3 +277,25 @@ func TestHolderRecordIsJSON(t *testing.T) {
 	assert.Check(t, is.Contains(string(b), `"profile":"work"`))
 	assert.Check(t, is.Equal(Holder{}.String(), "an unknown holder (the lock file names none)"))
 }
+
+// Testing the lock (the probe, status, healthcheck: a shared lock taken and
+// dropped at once, or a few milliseconds later when the tester is
+// descheduled in between) never passes for a holder.
+func TestTestingTheLockIsNotHoldingIt(t *testing.T) {
+	dir := t.TempDir()
+	l, err := Open(dir, ".", true)
+	assert.NilError(t, err)
+	defer l.Close()
+	tester, err := Open(dir, ".", false)
+	assert.NilError(t, err)
+	defer tester.Close()
+	for i := 0; i < 20; i++ {
+		assert.NilError(t, unix.Flock(tester.fd, unix.LOCK_SH|unix.LOCK_NB))
+		go func() {
+			time.Sleep(time.Millisecond) // the tester, descheduled
+			unix.Flock(tester.fd, unix.LOCK_UN)
+		}()
+		assert.NilError(t, l.TryLock(), "try %d", i)
+		assert.NilError(t, unix.Flock(l.fd, unix.LOCK_UN))
+	}
+}
