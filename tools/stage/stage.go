@@ -423,20 +423,28 @@ func waitForever() {
 	}
 }
 
+// signalAll and alive are what Stage3, as PID 1, does to and asks of every
+// other process: kill(-1, sig) and othersAlive. Tests confine them to
+// processes of their own.
+var (
+	signalAll = func(sig syscall.Signal) { syscall.Kill(-1, sig) }
+	alive     = othersAlive
+)
+
 // Stage3 runs as PID 1 after s6-svscan has stopped its services. It returns
 // the container's exit code.
 func Stage3(p Paths) int {
 	runDir(p.ContFinish, "cont-finish", msEnv(p, "S6_KILL_FINISH_MAXTIME", 5000))
 	grace := msEnv(p, "S6_KILL_GRACETIME", 3000)
-	syscall.Kill(-1, syscall.SIGTERM)
-	syscall.Kill(-1, syscall.SIGCONT)
+	signalAll(syscall.SIGTERM)
+	signalAll(syscall.SIGCONT)
 	deadline := time.Now().Add(grace)
-	for othersAlive() && time.Now().Before(deadline) {
+	for alive() && time.Now().Before(deadline) {
 		reap()
 		time.Sleep(5 * time.Millisecond)
 	}
-	if othersAlive() {
-		syscall.Kill(-1, syscall.SIGKILL)
+	if alive() {
+		signalAll(syscall.SIGKILL)
 	}
 	reap()
 	code := 0
