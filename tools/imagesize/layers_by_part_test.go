@@ -15,9 +15,11 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 )
 
-// History lines as BuildKit records them for the hermes-s6 image (read with
-// `docker history --no-trunc` from a debian-source stand-in build, and from
-// the release and real-agent variants of the Dockerfile's steps).
+// History lines as BuildKit records them for the hermes-s6 image. byStandin,
+// byDebianS6, byWithContenv, byAccount, byTools and byRootfs were read with
+// `docker history --no-trunc` from a debian-source stand-in build (cut
+// short); the others are written after the Dockerfile's release, real-agent
+// and link steps, and a step of no part.
 const (
 	byBase        = "# debian.sh --arch 'amd64' out/ 'trixie' '@1764547200'"
 	byStandin     = "COPY /out/hermes-agent-standin /opt/hermes/bin/hermes-agent # buildkit"
