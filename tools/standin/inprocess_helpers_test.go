@@ -17,6 +17,8 @@ import (
 
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/poll"
+
+	"github.com/hermes-agent/hermes-s6/tools/internal/syncbuf"
 )
 
 // guardSignals catches the stop signals for the duration of the test, so the
@@ -31,7 +33,7 @@ func guardSignals(t *testing.T) {
 // inProcess is one System.Main call running in a goroutine.
 type inProcess struct {
 	sys            *System
-	stdout, stderr syncBuffer
+	stdout, stderr syncbuf.Buffer
 	done           chan struct{}
 	code           int
 }
