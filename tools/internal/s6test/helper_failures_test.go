@@ -95,4 +95,13 @@ func TestToolFailsTheTestWithGoBuildsOutput(t *testing.T) {
 	f = &failingTB{TB: t, tempDir: t.TempDir()}
 	call(f, func(tb testing.TB) { Tool(tb) })
 	assert.Check(t, is.Contains(f.fatal, "cannot build: disk full"))
+
+	// No temporary directory to build into: that is the reason given.
+	os.RemoveAll(tool.dir)
+	tool.once, tool.err, tool.path, tool.dir = sync.Once{}, nil, "", ""
+	missing := filepath.Join(t.TempDir(), "missing")
+	t.Setenv("TMPDIR", missing)
+	f = &failingTB{TB: t, tempDir: t.TempDir()}
+	call(f, func(tb testing.TB) { Tool(tb) })
+	assert.Check(t, is.Contains(f.fatal, missing))
 }
