@@ -4,9 +4,9 @@ package stage
 // to everything left, up to S6_KILL_GRACETIME for it to go (returning as
 // soon as it has), KILL for the rest, and the recorded exit code.
 //
-// Stage3 signals every process (kill -1): here signalAll and alive are
-// confined to one child of the test. These tests are not parallel: they
-// replace package variables, and Stage3 reaps any child of the process.
+// Stage3 signals every process (kill -1): here its Others are confined to
+// one child of the test. These tests are not parallel: Stage3 reaps any
+// child of the process.
 
 import (
 	"os"
@@ -20,29 +20,35 @@ import (
 	"gotest.tools/v3/poll"
 )
 
-// confine makes Stage3's signals reach pid only and its view of the other
-// processes be that one; it returns the signals sent.
-func confine(t *testing.T, pid int) *[]syscall.Signal {
-	t.Helper()
-	var sent []syscall.Signal
-	oldSignal, oldAlive := signalAll, alive
-	signalAll = func(sig syscall.Signal) {
-		sent = append(sent, sig)
-		if pid > 0 {
-			_ = syscall.Kill(pid, sig)
-		}
+// confined is Others reduced to one process (none when pid is 0), recording
+// the signals sent.
+type confined struct {
+	pid  int
+	sent *[]syscall.Signal
+}
+
+func (c confined) Signal(sig syscall.Signal) {
+	*c.sent = append(*c.sent, sig)
+	if c.pid > 0 {
+		_ = syscall.Kill(c.pid, sig)
 	}
-	alive = func() bool { return pid > 0 && syscall.Kill(pid, 0) == nil }
-	t.Cleanup(func() { signalAll, alive = oldSignal, oldAlive })
-	return &sent
+}
+
+func (c confined) Alive() bool { return c.pid > 0 && syscall.Kill(c.pid, 0) == nil }
+
+// confine makes Stage3's signals reach pid only and its view of the other
+// processes be that one; sent collects the signals sent.
+func confine(pid int) (o confined, sent *[]syscall.Signal) {
+	sent = new([]syscall.Signal)
+	return confined{pid, sent}, sent
 }
 
 // runStage3 runs Stage3 in a goroutine and polls for its exit code, so a
 // Stage3 that waited out its grace time fails the test.
-func runStage3(t *testing.T, p Paths) int {
+func runStage3(t *testing.T, p Paths, others Others) int {
 	t.Helper()
 	done := make(chan int, 1)
-	go func() { done <- Stage3(p) }()
+	go func() { done <- Stage3(p, others) }()
 	var code int
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		select {
@@ -75,9 +81,9 @@ func TestStage3RunsContFinishThenEndsWhatIsLeftAndExitsWithTheRecordedCode(t *te
 
 	child := exec.Command("sleep", "600")
 	assert.NilError(t, child.Start())
-	sent := confine(t, child.Process.Pid)
+	others, sent := confine(child.Process.Pid)
 
-	assert.Equal(t, runStage3(t, p), 42)
+	assert.Equal(t, runStage3(t, p, others), 42)
 	assert.Check(t, is.Equal(read(t, log), "first\nsecond\n"))
 	assert.Check(t, is.DeepEqual(*sent, []syscall.Signal{syscall.SIGTERM, syscall.SIGCONT}), "no KILL for what went on TERM")
 	gone(t, child.Process.Pid)
@@ -97,9 +103,9 @@ func TestStage3KillsWhatIgnoresTERMAfterTheGraceTime(t *testing.T) {
 		}
 		return poll.Success()
 	}, pollOpts...)
-	sent := confine(t, child.Process.Pid)
+	others, sent := confine(child.Process.Pid)
 
-	assert.Equal(t, runStage3(t, p), 3)
+	assert.Equal(t, runStage3(t, p, others), 3)
 	assert.Check(t, is.DeepEqual(*sent, []syscall.Signal{syscall.SIGTERM, syscall.SIGCONT, syscall.SIGKILL}))
 	gone(t, child.Process.Pid)
 }
@@ -111,8 +117,8 @@ func TestStage3WithoutARecordedCodeExits0(t *testing.T) {
 		if content != "" {
 			write(t, p.ExitCodeF, content, 0o644)
 		}
-		sent := confine(t, 0)
-		assert.Check(t, is.Equal(runStage3(t, p), 0), "%q", content)
+		others, sent := confine(0)
+		assert.Check(t, is.Equal(runStage3(t, p, others), 0), "%q", content)
 		assert.Check(t, is.Len(*sent, 2))
 	}
 }
