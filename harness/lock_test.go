@@ -113,6 +113,7 @@ func TestOneGatewayPerProfileAcrossContainers(t *testing.T) {
 		assert.Check(t, !strings.Contains(b.Logs(), "s6-log: fatal"), "no logger dies on A's log directory lock")
 
 		// A is removed: B takes over each profile within the backoff (≤ 30 s).
+		removed := time.Now()
 		icmd.RunCommand("docker", "rm", "-f", a.Name).Assert(t, icmd.Success)
 		takeover := []poll.SettingOp{poll.WithTimeout(90 * time.Second), poll.WithDelay(200 * time.Millisecond)}
 		hostB := b.Inspect("{{.Config.Hostname}}")
@@ -125,6 +126,7 @@ func TestOneGatewayPerProfileAcrossContainers(t *testing.T) {
 			}, takeover...)
 			assert.Check(t, is.Len(agentGateways(b, p), 1), "B serves %s", p)
 		}
+		t.Logf("B serves both profiles %s after docker rm -f of A", time.Since(removed).Round(100*time.Millisecond))
 		assert.Check(t, is.Equal(lockHolder(b, "/opt/data"), hostB))
 		assert.Check(t, is.Equal(lockHolder(b, "/opt/data/profiles/work"), hostB))
 		assert.Check(t, is.Contains(b.Logs(), "took the gateway lock /opt/data/.hermes-s6.lock after"))
