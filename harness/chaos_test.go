@@ -132,6 +132,7 @@ func (x *chaos) runStep() {
 			kind = "docker-kill-start"
 		}
 		x.plan = kind
+		x.t.Logf("step %d: %s", x.step, x.plan)
 		x.stats[kind]++
 		x.containerFault(kind)
 		return
@@ -143,6 +144,7 @@ func (x *chaos) runStep() {
 		x.stats[a.kind]++
 	}
 	x.plan = strings.Join(parts, " | ")
+	x.t.Logf("step %d: %s", x.step, x.plan)
 	results := make([]outcome, len(acts))
 	var wg sync.WaitGroup
 	for i, a := range acts {
