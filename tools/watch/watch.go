@@ -38,8 +38,8 @@ type Watcher struct {
 	Idle time.Duration
 
 	seen   map[string]slotState
-	listed []string // the slots of the last scan
-	raw  map[string][]byte // each slot's supervise/status as last queried
+	listed []string          // the slots of the last scan
+	raw    map[string][]byte // each slot's supervise/status as last queried
 }
 
 type slotState struct {
