@@ -147,13 +147,17 @@ func answers(url string) bool {
 }
 
 // waitAllReady waits until n gateway slots are up and ready in s6's own
-// status files, and returns when that was first seen (0 if never: the
-// serving wait fails the benchmark then).
+// status files, and returns when that was first seen (0 if not within two
+// minutes: the serving wait fails the benchmark then). It runs beside the
+// serving wait, so it polls on a ticker rather than through poll.WaitOn
+// (whose timeout would fail the benchmark from another goroutine).
 func waitAllReady(name string, n int, t0 time.Time) time.Duration {
 	pid := strings.TrimSpace(icmd.RunCommand("docker", "inspect", "-f", "{{.State.Pid}}", name).Stdout())
 	scan := filepath.Join("/proc", pid, "root", "run", "service")
-	var at time.Duration
-	poll.WaitOn(quietT{}, func(poll.LogT) poll.Result {
+	tick := time.NewTicker(10 * time.Millisecond)
+	defer tick.Stop()
+	deadline := time.After(2 * time.Minute)
+	for {
 		ready := 0
 		slots, _ := filepath.Glob(filepath.Join(scan, "gateway-*"))
 		for _, slot := range slots {
@@ -162,27 +166,24 @@ func waitAllReady(name string, n int, t0 time.Time) time.Duration {
 			}
 		}
 		if ready >= n {
-			at = time.Since(t0)
-			return poll.Success()
+			return time.Since(t0)
 		}
-		return poll.Continue("%d of %d slots ready", ready, n)
-	}, poll.WithTimeout(2*time.Minute), poll.WithDelay(10*time.Millisecond))
-	return at
+		select {
+		case <-tick.C:
+		case <-deadline:
+			return 0
+		}
+	}
 }
 
-// quietT lets poll run in a goroutine: a timeout only leaves the result 0.
-type quietT struct{}
-
-func (quietT) Log(...any)            {}
-func (quietT) Logf(string, ...any)   {}
-func (quietT) Fatalf(string, ...any) {}
-
-// statusReady: s6-supervise's status file (s6 ≥ 2.11: two TAI64N stamps,
-// pid, pgid, wait status, then a flags byte whose bit 3 is "ready") says
-// the service is up and ready.
+// statusReady: s6-supervise's status file says the service is up and
+// ready. Two TAI64N stamps (12 bytes each), the pid (8 bytes, big endian,
+// 0 when down), then (s6 2.11–2.12, Debian's) the pgid (8 bytes) or not
+// (s6 2.13 and later, the release source), the wait status (2 bytes), and
+// last a flags byte whose bit 3 is "ready".
 func statusReady(path string) bool {
 	b, err := os.ReadFile(path)
-	return err == nil && len(b) >= 43 && binary.BigEndian.Uint64(b[24:32]) != 0 && b[42]&8 != 0
+	return err == nil && (len(b) == 35 || len(b) == 43) && binary.BigEndian.Uint64(b[24:32]) != 0 && b[len(b)-1]&8 != 0
 }
 
 // measureCost reads the container's CPU, the PSS of its processes that are
