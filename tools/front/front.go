@@ -43,7 +43,8 @@ type Front struct {
 	Euid int
 	// GatewayLock takes a profile's cross-container gateway lock before a
 	// foreground gateway is exec'd (lock.go); nil: none.
-	GatewayLock func(profile string) error
+	// replace: the command line has --replace.
+	GatewayLock func(profile string, replace bool) error
 	// held is the gateway lock taken for the agent about to be exec'd.
 	held *gwlock.Lock
 }

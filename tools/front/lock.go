@@ -2,6 +2,8 @@ package front
 
 import (
 	"fmt"
+	"os"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -24,7 +26,7 @@ const lockRemind = 20
 // cannot be opened at all (a read-only volume, say) is reported and the
 // gateway starts without it: the agent's own gateway.lock still refuses a
 // second gateway, only less helpfully.
-func (f *Front) gatewayLock(name string, sleep func(time.Duration)) error {
+func (f *Front) gatewayLock(name string, replace bool, sleep func(time.Duration)) error {
 	if !profile.Exists(f.home(), name) {
 		return nil // the agent says so
 	}
@@ -45,6 +47,9 @@ func (f *Front) gatewayLock(name string, sleep func(time.Duration)) error {
 		Alive:  func(pid int) bool { return syscall.Kill(pid, 0) != syscall.ESRCH },
 		Remind: lockRemind,
 		Now:    time.Now,
+	}
+	if replace {
+		w.Replace = replaceGateway
 	}
 	if err := w.Wait(); err != nil {
 		l.Close()
@@ -140,4 +145,15 @@ func heldElsewhere(home, name string) error {
 		return nil
 	}
 	return fmt.Errorf("the gateway of profile %s runs in another container sharing the volume: %s holds %s", name, h, l.Path)
+}
+
+// replaceGateway is `gateway run --replace` for a holder in this container
+// (a gateway whose supervisor was killed lives on with the lock): SIGTERM,
+// as the agent's own --replace does, if the pid is still a gateway.
+func replaceGateway(h gwlock.Holder) bool {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(h.Pid) + "/cmdline")
+	if err != nil || !strings.Contains(string(b), "gateway") {
+		return false
+	}
+	return syscall.Kill(h.Pid, syscall.SIGTERM) == nil
 }

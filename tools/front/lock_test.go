@@ -42,8 +42,8 @@ func TestSupervisedGatewayWaitsForTheLockOfAnotherContainer(t *testing.T) {
 	h.env["API_SERVER_KEY"] = "0123456789abcdef0123"
 	var pauses []time.Duration
 	execsWhileWaiting := -1
-	h.front.GatewayLock = func(name string) error {
-		return h.front.gatewayLock(name, func(d time.Duration) {
+	h.front.GatewayLock = func(name string, replace bool) error {
+		return h.front.gatewayLock(name, replace, func(d time.Duration) {
 			pauses = append(pauses, d)
 			execsWhileWaiting = len(h.execs)
 			if len(pauses) == 3 {
@@ -94,8 +94,8 @@ func TestALockFileThatCannotBeUsedIsReportedAndTheGatewayRuns(t *testing.T) {
 	assert.NilError(t, os.Symlink(target, filepath.Join(home, gwlock.FileName)))
 	h := newHermes(t, nil, home)
 	h.env["API_SERVER_KEY"] = "0123456789abcdef0123"
-	h.front.GatewayLock = func(name string) error {
-		return h.front.gatewayLock(name, func(time.Duration) { t.Fatal("no waiting") })
+	h.front.GatewayLock = func(name string, replace bool) error {
+		return h.front.gatewayLock(name, replace, func(time.Duration) { t.Fatal("no waiting") })
 	}
 	res := h.run("gateway", "run")
 	assert.Check(t, res.replaced)
@@ -131,8 +131,8 @@ func TestBadGatewaySettingsStopWithExit78AndChangeNothing(t *testing.T) {
 				h.env[k] = v
 			}
 			h.front.Euid = 10000
-			h.front.GatewayLock = func(name string) error {
-				return h.front.gatewayLock(name, func(time.Duration) {})
+			h.front.GatewayLock = func(name string, replace bool) error {
+				return h.front.gatewayLock(name, replace, func(time.Duration) {})
 			}
 			res := h.run("gateway", "run", "--replace")
 			assert.Check(t, !res.replaced, "the gateway is not started")

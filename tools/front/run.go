@@ -73,7 +73,7 @@ func (f *Front) gatewayRun(inv cmdline.Line, args []string) error {
 			return err
 		}
 		if f.GatewayLock != nil {
-			if err := f.GatewayLock(inv.Profile); err != nil {
+			if err := f.GatewayLock(inv.Profile, cmdline.HasFlag(args, "--replace")); err != nil {
 				return err
 			}
 		}

@@ -40,7 +40,7 @@ func New() *Front {
 		GID:     -1,
 		Euid:    os.Geteuid(),
 	}
-	f.GatewayLock = func(name string) error { return f.gatewayLock(name, time.Sleep) }
+	f.GatewayLock = func(name string, replace bool) error { return f.gatewayLock(name, replace, time.Sleep) }
 	if a, err := account.Lookup(account.Hermes); err == nil && f.Euid == 0 {
 		h.Hermes = &a
 		m.Group = a.GID

@@ -278,14 +278,19 @@ func Backoff(n int) time.Duration {
 
 // Waiter takes a lock for a gateway, waiting while another holds it.
 type Waiter struct {
-	Lock    *Lock
-	Self    Holder
-	Sleep   func(time.Duration)
-	Logf    func(format string, a ...any)
-	Alive   func(pid int) bool // in this pid namespace
-	Remind  int                // retries at the longest pause between two "still waiting" lines
-	Now     func() time.Time   // when set, Self.Since is the time the lock is taken
-	retries int
+	Lock   *Lock
+	Self   Holder
+	Sleep  func(time.Duration)
+	Logf   func(format string, a ...any)
+	Alive  func(pid int) bool // in this pid namespace
+	Remind int                // retries at the longest pause between two "still waiting" lines
+	Now    func() time.Time   // when set, Self.Since is the time the lock is taken
+	// Replace, when set, is asked to end a live holder of this container
+	// (`gateway run --replace`: its supervisor was killed and the gateway
+	// lives on, orphaned); true when it did. Asked once per holder.
+	Replace  func(h Holder) bool
+	replaced int
+	retries  int
 }
 
 // Wait returns once the lock is taken and recorded as Self's, or with the
@@ -302,6 +307,13 @@ func (w *Waiter) Wait() error {
 		}
 		if !errors.Is(err, ErrHeld) {
 			return err
+		}
+		if w.Replace != nil {
+			if h, err := w.Lock.Holder(); err == nil && h.SameContainer(w.Self) && h.Pid > 0 && h.Pid != w.replaced &&
+				(w.Alive == nil || w.Alive(h.Pid)) && w.Replace(h) {
+				w.Logf("--replace: asked this container's gateway pid %d, which holds the gateway lock %s, to stop", h.Pid, w.Lock.Path)
+				w.replaced = h.Pid
+			}
 		}
 		who := w.describeHolder()
 		if who != last || (w.Remind > 0 && since >= w.Remind) {

@@ -299,3 +299,48 @@ func TestTestingTheLockIsNotHoldingIt(t *testing.T) {
 		assert.NilError(t, unix.Flock(l.fd, unix.LOCK_UN))
 	}
 }
+
+// `gateway run --replace` in the container of a live holder (its supervisor
+// was killed; the gateway lives on, orphaned) asks it to stop, once, and
+// takes over when it has.
+func TestReplaceAsksALiveHolderOfThisContainerOnce(t *testing.T) {
+	dir := t.TempDir()
+	self := Self("default", time.Now())
+	orphan := self
+	orphan.Pid = 4242
+	release := other(t, dir, orphan)
+	l, err := Open(dir, ".", true)
+	assert.NilError(t, err)
+	defer l.Close()
+	var asked []int
+	var lines []string
+	n := 0
+	w := &Waiter{Lock: l, Self: self,
+		Alive:   func(pid int) bool { return pid == 4242 },
+		Replace: func(h Holder) bool { asked = append(asked, h.Pid); return true },
+		Sleep: func(time.Duration) {
+			if n++; n == 3 {
+				release() // it stopped
+			}
+		},
+		Logf: func(format string, a ...any) { lines = append(lines, fmt.Sprintf(format, a...)) }}
+	assert.NilError(t, w.Wait())
+	assert.Check(t, is.DeepEqual(asked, []int{4242}), "asked once")
+	assert.Check(t, is.Contains(lines[0], "--replace: asked this container's gateway pid 4242, which holds the gateway lock"))
+
+	// Another container's holder is never asked.
+	assert.NilError(t, unix.Flock(l.fd, unix.LOCK_UN))
+	release = other(t, dir, elsewhere)
+	asked = nil
+	n = 0
+	w = &Waiter{Lock: l, Self: self, Alive: func(int) bool { return true },
+		Replace: func(h Holder) bool { asked = append(asked, h.Pid); return true },
+		Sleep: func(time.Duration) {
+			if n++; n == 2 {
+				release()
+			}
+		},
+		Logf: func(string, ...any) {}}
+	assert.NilError(t, w.Wait())
+	assert.Check(t, is.Len(asked, 0))
+}
