@@ -67,12 +67,16 @@ FROM go AS rootfs
 ARG SOURCE_DATE_EPOCH=0
 COPY tools/ tools/
 COPY rootfs/ /out/
-COPY stage-debian/ /out-debian/
 RUN --mount=type=cache,target=/go/pkg/mod --mount=type=cache,target=/root/.cache/go-build \
     --mount=type=cache,target=/root/go/pkg/mod --mount=type=secret,id=ca-bundle,required=false <<EOT
 set -eu
-go-with-ca run ./tools/cmd/hermes-s6 render-run -out /out/etc/hermes-s6/slots gateway-default dashboard
-chmod 0755 /out-debian/command/with-contenv
+go-with-ca build -o /tmp/hermes-s6 ./tools/cmd/hermes-s6
+/tmp/hermes-s6 render-run -out /out/etc/hermes-s6/slots gateway-default dashboard
+# The multi-call binary's names, from its own table (tools/commands).
+mkdir -p /out/usr/local/bin
+/tmp/hermes-s6 links /out/usr/local/bin
+# with-contenv of the debian stage layer (s6-overlay brings its own).
+install -D -m 0755 tools/stage/with-contenv /out-debian/command/with-contenv
 find /out /out-debian -exec touch -h -d "@${SOURCE_DATE_EPOCH}" {} +
 EOT
 
@@ -221,12 +225,6 @@ sed -i 's/^hermes:\([^:]*\):[0-9]*:/hermes:\1:0:/' /etc/shadow
 EOT
 COPY --link --from=tools /out/hermes-s6 /usr/local/bin/hermes-s6
 COPY --link --from=rootfs /out/ /
-RUN <<EOT
-set -eu
-for n in hermes hermes-init hermes-entrypoint render-run hermes-setup hermes-reconcile hermes-watch hermes-slots-down; do
-  ln -s hermes-s6 "/usr/local/bin/$n"
-done
-EOT
 ENV PATH=/command:/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin \
     HERMES_HOME=/opt/data \
     HERMES_AGENT_BIN=/opt/hermes/bin/hermes-agent \

@@ -8,6 +8,10 @@ import (
 	"syscall"
 )
 
+// Hermes is the unprivileged account the gateways, the dashboard and the
+// agent run as.
+const Hermes = "hermes"
+
 // Account is who a process becomes.
 type Account struct {
 	Name     string
@@ -43,6 +47,16 @@ func Lookup(name string) (Account, error) {
 
 // Become drops the process (every thread) to the account.
 func (a Account) Become() error { return Drop(a.UID, a.GID, a.Groups) }
+
+// Credential is the account as exec.Cmd's SysProcAttr.Credential: a child
+// started as the account, the parent keeping its own ids.
+func (a Account) Credential() *syscall.Credential {
+	groups := make([]uint32, len(a.Groups))
+	for i, g := range a.Groups {
+		groups[i] = uint32(g)
+	}
+	return &syscall.Credential{Uid: uint32(a.UID), Gid: uint32(a.GID), Groups: groups}
+}
 
 // Drop sets the supplementary groups, then the gid, then the uid: once the
 // uid is not 0 the others can no longer be changed.

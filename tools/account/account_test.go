@@ -4,6 +4,7 @@ import (
 	"fmt"
 	"os"
 	"os/exec"
+	"syscall"
 	"testing"
 
 	"gotest.tools/v3/assert"
@@ -43,4 +44,19 @@ func TestDropReallyDrops(t *testing.T) {
 	out, err := cmd.Output()
 	assert.NilError(t, err, string(out))
 	assert.Check(t, is.Equal(string(out), "uid=65534 euid=65534 gid=65533 egid=65533 groups=[65533]"))
+}
+
+// A child started with Credential runs as the account while the parent
+// keeps root.
+func TestCredentialStartsTheChildAsTheAccount(t *testing.T) {
+	if os.Geteuid() != 0 {
+		t.Skip("starting a child as another user needs root")
+	}
+	a := Account{Name: "nobody", UID: 65534, GID: 65533, Groups: []int{65533, 65532}}
+	cmd := exec.Command("/bin/sh", "-c", "id -u; id -g; id -G")
+	cmd.SysProcAttr = &syscall.SysProcAttr{Credential: a.Credential()}
+	out, err := cmd.Output()
+	assert.NilError(t, err)
+	assert.Check(t, is.Equal(string(out), "65534\n65533\n65533 65532\n"))
+	assert.Check(t, is.Equal(os.Geteuid(), 0), "the parent keeps its ids")
 }

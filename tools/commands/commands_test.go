@@ -17,7 +17,6 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
 
-	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
@@ -51,109 +50,21 @@ func TestNamesListsEveryCommandSorted(t *testing.T) {
 		"hermes-watch", "hermes-slots-down", "init", "rc.init", "stage3", "probe", "slot-exec", "slot-log"} {
 		assert.Check(t, is.Contains(names, n))
 	}
-	assert.Check(t, is.Len(names, len(table)))
-}
-
-// files lists the files under dir with their contents.
-func files(t *testing.T, dir string) map[string]string {
-	t.Helper()
-	out := map[string]string{}
-	err := filepath.Walk(dir, func(p string, info os.FileInfo, err error) error {
-		if err != nil || info.IsDir() {
-			return err
-		}
-		rel, _ := filepath.Rel(dir, p)
-		b, err := os.ReadFile(p)
-		out[rel+" "+info.Mode().String()] = string(b)
-		return err
-	})
-	assert.NilError(t, err)
-	return out
-}
-
-func want(t *testing.T, fs []render.File, prefix string) map[string]string {
-	out := map[string]string{}
-	for _, f := range fs {
-		out[filepath.Join(prefix, f.Path)+" "+f.Mode.String()] = string(f.Data)
-	}
-	return out
-}
-
-func TestRenderRunWritesScandirLayout(t *testing.T) {
-	out := t.TempDir()
-	code, stderr := captureStderr(t, func() int {
-		return Run("render-run", []string{"-out", out, "gateway-default", "dashboard", "gateway-work"})
-	})
-	assert.Check(t, is.Equal(code, 0))
-	assert.Check(t, is.Equal(stderr, ""))
-	expected := map[string]string{}
-	for _, s := range []render.Slot{render.GatewaySlot("default"), render.DashboardSlot(), render.GatewaySlot("work")} {
-		fs, err := render.Files(s)
-		assert.NilError(t, err)
-		for k, v := range want(t, fs, s.Name) {
-			expected[k] = v
-		}
-	}
-	assert.Check(t, is.DeepEqual(files(t, out), expected))
-	assert.Check(t, is.Contains(files(t, out)["gateway-default/run -rwxr-xr-x"], " -env HERMES_S6_SUPERVISED_CHILD=1 "))
-	_, err := os.Stat(filepath.Join(out, "gateway-work", "down"))
-	assert.Check(t, err, "a slot is rendered down")
-}
-
-func TestRenderRunUsage(t *testing.T) {
-	for _, tc := range []struct {
-		name string
-		args []string
-		msg  string
-	}{
-		{"no arguments", nil, "usage: render-run -out DIR SLOT..."},
-		{"no slots", []string{"-out", "/tmp/x"}, "usage: render-run -out DIR SLOT..."},
-		{"no -out", []string{"dashboard"}, "usage: render-run -out DIR SLOT..."},
-		{"unknown flag", []string{"-force", "dashboard"}, "flag provided but not defined: -force"},
-		{"unknown slot", []string{"-out", "OUT", "worker"}, `render-run: unknown slot "worker": use gateway-PROFILE or dashboard`},
-		{"invalid profile", []string{"-out", "OUT", "gateway-Work"}, `render-run: unknown slot "gateway-Work"`},
-	} {
-		t.Run(tc.name, func(t *testing.T) {
-			out := t.TempDir()
-			for i, a := range tc.args {
-				if a == "OUT" {
-					tc.args[i] = out
-				}
-			}
-			code, stderr := captureStderr(t, func() int { return renderRun(tc.args) })
-			assert.Check(t, is.Equal(code, 2))
-			assert.Check(t, is.Contains(stderr, tc.msg))
-			entries, err := os.ReadDir(out)
-			assert.NilError(t, err)
-			assert.Check(t, is.Len(entries, 0), "nothing written")
-		})
-	}
-}
-
-func TestRenderRunWriteFailure(t *testing.T) {
-	file := filepath.Join(t.TempDir(), "file")
-	assert.NilError(t, os.WriteFile(file, nil, 0o644))
-	for _, args := range [][]string{{"-out", file, "dashboard"}, {"-out", file, "dashboard"}} {
-		code, stderr := captureStderr(t, func() int { return renderRun(args) })
-		assert.Check(t, is.Equal(code, 1), "%q", args)
-		assert.Check(t, is.Contains(stderr, "render-run: render: "), "%q", args)
-	}
+	assert.Check(t, is.Len(names, len(Table())))
 }
 
 func TestManagerGivesTheHermesGroupControl(t *testing.T) {
 	m := manager()
 	assert.Check(t, is.Equal(m.ScanDir, s6.DefaultScanDir))
-	uid, gid, ok := hermesAccount()
+	a, ok := hermes()
 	u, err := user.Lookup("hermes")
-	if err != nil {
-		assert.Check(t, !ok && uid == -1 && gid == -1)
-		assert.Check(t, is.Equal(m.Group, -1))
+	if err != nil || os.Geteuid() != 0 {
+		assert.Check(t, is.Equal(m.Group, -1), "only root gives control away")
 		return
 	}
 	assert.Check(t, ok)
-	assert.Check(t, is.Equal(strconv.Itoa(uid), u.Uid))
-	assert.Check(t, is.Equal(strconv.Itoa(gid), u.Gid))
-	assert.Check(t, is.Equal(m.Group, gid))
+	assert.Check(t, is.Equal(strconv.Itoa(a.GID), u.Gid))
+	assert.Check(t, is.Equal(m.Group, a.GID))
 }
 
 func TestHermesIsTheFront(t *testing.T) {
@@ -209,4 +120,36 @@ func TestInProcessOnlyForThisBinarysCommands(t *testing.T) {
 	sh, err := exec.LookPath("sh")
 	assert.NilError(t, err)
 	assert.Check(t, inProcess(sh, []string{"hermes"}) == nil, "another binary, whatever its argv[0]")
+}
+
+// links installs exactly the linked names, each pointing at the binary, and
+// refuses to overwrite what is there.
+func TestLinksInstallsTheLinkedNames(t *testing.T) {
+	dir := t.TempDir()
+	assert.Check(t, is.Equal(Run("links", []string{dir}), 0))
+	var want, got []string
+	for _, c := range Table() {
+		if c.Link {
+			want = append(want, c.Name)
+		}
+	}
+	entries, err := os.ReadDir(dir)
+	assert.NilError(t, err)
+	for _, e := range entries {
+		got = append(got, e.Name())
+		target, err := os.Readlink(filepath.Join(dir, e.Name()))
+		assert.NilError(t, err)
+		assert.Check(t, is.Equal(target, "hermes-s6"), e.Name())
+	}
+	sort.Strings(want)
+	assert.Check(t, is.DeepEqual(got, want))
+	assert.Check(t, is.Contains(got, "hermes"))
+	assert.Check(t, is.Contains(got, "hermes-init"), "the ENTRYPOINT")
+
+	code, stderr := captureStderr(t, func() int { return Run("links", []string{dir}) })
+	assert.Check(t, is.Equal(code, 1))
+	assert.Check(t, is.Contains(stderr, "hermes-s6 links: symlink hermes-s6 "+dir+"/hermes: file exists"))
+	code, stderr = captureStderr(t, func() int { return Run("links", nil) })
+	assert.Check(t, is.Equal(code, 2))
+	assert.Check(t, is.Equal(stderr, "usage: hermes-s6 links DIR\n"))
 }

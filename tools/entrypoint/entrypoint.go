@@ -6,6 +6,7 @@ package entrypoint
 
 import (
 	"fmt"
+	"io"
 	"os"
 	"os/exec"
 	"strings"
@@ -27,12 +28,12 @@ type Plan struct {
 // Resolve maps the CMD to the program to exec.
 func Resolve(args []string, lookPath func(string) (string, error)) Plan {
 	if len(args) == 0 {
-		return Plan{Front, []string{"hermes"}}
+		return Plan{Front, []string{account.Hermes}}
 	}
 	if p, err := lookPath(args[0]); err == nil {
 		return Plan{p, args}
 	}
-	return Plan{Front, append([]string{"hermes"}, args...)}
+	return Plan{Front, append([]string{account.Hermes}, args...)}
 }
 
 // Identity is who the wrapper runs as and who it may become.
@@ -56,30 +57,48 @@ func CheckUser(id Identity) error {
 	return fmt.Errorf("refusing to run as uid %d: run the container as root (the default; it drops to the hermes user) or as hermes (--user %s); remap hermes with HERMES_UID/HERMES_GID instead", id.UID, want)
 }
 
-// What Main does to the process, replaced in tests: the test process must
-// neither be replaced nor lose root.
-var (
-	getuid     = os.Getuid
-	lookupUser = account.Lookup
-	dropUser   = account.Account.Become
-	execve     = syscall.Exec
-	// EnvDir is where stage 1 kept the container environment.
-	EnvDir = contenv.Dir
-)
+// Process is what the wrapper does to its process: Host is the real one;
+// tests use a fake, since the test process must neither be replaced nor lose
+// root.
+type Process interface {
+	Getuid() int
+	Getgid() int
+	Lookup(name string) (account.Account, error)
+	Become(account.Account) error
+	Exec(path string, argv, env []string) error
+}
+
+// Host is this process.
+type Host struct{}
+
+func (Host) Getuid() int                                 { return os.Getuid() }
+func (Host) Getgid() int                                 { return os.Getgid() }
+func (Host) Lookup(name string) (account.Account, error) { return account.Lookup(name) }
+func (Host) Become(a account.Account) error              { return a.Become() }
+func (Host) Exec(path string, argv, env []string) error  { return syscall.Exec(path, argv, env) }
+
+// Wrapper is the CMD wrapper on a process.
+type Wrapper struct {
+	Proc   Process
+	Stderr io.Writer
+}
 
 // Main runs the wrapper with the container environment kept by stage 1;
 // it returns only on error.
-func Main(args []string) int { return MainWithEnv(args, contenv.Environ(os.Environ(), EnvDir)) }
+func Main(args []string) int {
+	return Wrapper{Host{}, os.Stderr}.Run(args, contenv.Environ(os.Environ(), contenv.Dir))
+}
 
-// MainWithEnv runs the wrapper with env as the CMD's environment.
-func MainWithEnv(args []string, env []string) int {
-	id := Identity{UID: getuid(), GID: os.Getgid()}
-	hermes, err := lookupUser("hermes")
+// Run runs the CMD args with env as its environment; it returns only on
+// error, with the exit code.
+func (w Wrapper) Run(args []string, env []string) int {
+	id := Identity{UID: w.Proc.Getuid(), GID: w.Proc.Getgid()}
+	hermes, err := w.Proc.Lookup(account.Hermes)
 	if err == nil {
 		id.HermesUID, id.HermesGID, id.HermesHome, id.HermesKnown = hermes.UID, hermes.GID, hermes.Home, true
 	}
 	if err := CheckUser(id); err != nil {
-		fmt.Fprintln(os.Stderr, "hermes:", err)
+		fmt.Fprintln(w.Stderr, "hermes:", err)
 		return 1
 	}
 	for _, kv := range env {
@@ -90,14 +109,14 @@ func MainWithEnv(args []string, env []string) int {
 	plan := Resolve(args, exec.LookPath)
 	if id.UID == 0 && id.HermesKnown {
 		env = setEnv(env, "HOME", id.HermesHome)
-		env = setEnv(env, "USER", "hermes")
-		if err := dropUser(hermes); err != nil {
-			fmt.Fprintln(os.Stderr, "hermes: cannot drop to the hermes user:", err)
+		env = setEnv(env, "USER", account.Hermes)
+		if err := w.Proc.Become(hermes); err != nil {
+			fmt.Fprintln(w.Stderr, "hermes: cannot drop to the hermes user:", err)
 			return 1
 		}
 	}
-	err = execve(plan.Path, plan.Argv, env)
-	fmt.Fprintf(os.Stderr, "hermes: cannot run %s: %v\n", plan.Argv[0], err)
+	err = w.Proc.Exec(plan.Path, plan.Argv, env)
+	fmt.Fprintf(w.Stderr, "hermes: cannot run %s: %v\n", plan.Argv[0], err)
 	return 127
 }
 

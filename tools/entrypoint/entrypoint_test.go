@@ -1,6 +1,7 @@
 package entrypoint
 
 import (
+	"bytes"
 	"errors"
 	"os"
 	"os/user"
@@ -10,6 +11,7 @@ import (
 	"testing"
 
 	"github.com/hermes-agent/hermes-s6/tools/account"
+	"github.com/hermes-agent/hermes-s6/tools/contenv"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -86,56 +88,52 @@ type system struct {
 	execErr error
 }
 
+// fakeProcess is the Process of one run of the wrapper.
+type fakeProcess struct {
+	s system
+	p *process
+}
+
+func (f fakeProcess) Getuid() int { return f.s.uid }
+func (f fakeProcess) Getgid() int { return f.s.uid }
+func (f fakeProcess) Lookup(name string) (account.Account, error) {
+	if f.s.hermes == nil || name != "hermes" {
+		return account.Account{}, user.UnknownUserError(name)
+	}
+	return *f.s.hermes, nil
+}
+func (f fakeProcess) Become(a account.Account) error {
+	f.p.droppedTo = []int{a.UID, a.GID}
+	return f.s.dropErr
+}
+func (f fakeProcess) Exec(path string, argv, env []string) error {
+	f.p.exec, f.p.env = &Plan{path, argv}, env
+	if f.s.execErr != nil {
+		return f.s.execErr
+	}
+	runtime.Goexit() // the process image is replaced
+	return nil
+}
+
 func (s system) main(t *testing.T, args ...string) (p process) {
 	t.Helper()
-	restore := []func(){}
-	save := func(f func()) { restore = append(restore, f) }
-	oldUID, oldLookup, oldDrop, oldExec := getuid, lookupUser, dropUser, execve
-	save(func() { getuid, lookupUser, dropUser, execve = oldUID, oldLookup, oldDrop, oldExec })
-	getuid = func() int { return s.uid }
-	lookupUser = func(name string) (account.Account, error) {
-		if s.hermes == nil || name != "hermes" {
-			return account.Account{}, user.UnknownUserError(name)
-		}
-		return *s.hermes, nil
-	}
-	dropUser = func(a account.Account) error {
-		p.droppedTo = []int{a.UID, a.GID}
-		return s.dropErr
-	}
-	execve = func(path string, argv, env []string) error {
-		p.exec, p.env = &Plan{path, argv}, env
-		if s.execErr != nil {
-			return s.execErr
-		}
-		runtime.Goexit() // the process image is replaced
-		return nil
-	}
-	stderr, err := os.CreateTemp(t.TempDir(), "stderr")
-	assert.NilError(t, err)
-	oldStderr := os.Stderr
-	os.Stderr = stderr
-	save(func() { os.Stderr = oldStderr })
-	defer func() {
-		for _, f := range restore {
-			f()
-		}
-		b, err := os.ReadFile(stderr.Name())
-		assert.NilError(t, err)
-		p.stderr = string(b)
-	}()
-
+	var stderr bytes.Buffer
+	w := Wrapper{Proc: fakeProcess{s, &p}, Stderr: &stderr}
 	returned := false
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		p.code = Main(args)
+		p.code = w.Run(args, contenv.Environ(os.Environ(), envDir))
 		returned = true
 	}()
 	<-done
 	p.replaced = !returned
+	p.stderr = stderr.String()
 	return p
 }
+
+// envDir is where the test's container environment was dumped.
+var envDir = contenv.Dir
 
 var hermesUser = &account.Account{Name: "hermes", UID: 10000, GID: 10001, Groups: []int{10001}, Home: "/opt/data"}
 
@@ -146,9 +144,9 @@ func containerEnv(t *testing.T, env map[string]string) {
 	for k, v := range env {
 		assert.NilError(t, os.WriteFile(filepath.Join(dir, k), []byte(v), 0o644))
 	}
-	old := EnvDir
-	EnvDir = dir
-	t.Cleanup(func() { EnvDir = old })
+	old := envDir
+	envDir = dir
+	t.Cleanup(func() { envDir = old })
 	t.Setenv("S6_KEEP_ENV", "")
 	t.Setenv("PATH", os.Getenv("PATH")) // Main sets PATH from the container's
 }

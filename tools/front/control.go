@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/hermes-agent/hermes-s6/tools/cmdline"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -13,7 +14,7 @@ import (
 
 func (f *Front) requireS6(verb string) error {
 	if !f.UnderS6 {
-		return fail(1, "`gateway %s` needs s6 supervision, and PID 1 is not s6-svscan on %s (run it inside the container)", verb, f.S6.ScanDir)
+		return fail(1, "`gateway %s` needs s6 supervision, and PID 1 is not s6-svscan on %s (run it inside the container)", verb, s6.DefaultScanDir)
 	}
 	return nil
 }
@@ -33,7 +34,7 @@ func (f *Front) gatewaySlots() (map[string]string, error) {
 	return out, nil
 }
 
-func (f *Front) gatewayControl(inv invocation, verb string, args []string) error {
+func (f *Front) gatewayControl(inv cmdline.Line, verb string, args []string) error {
 	all := false
 	for _, a := range args {
 		switch a {
@@ -46,7 +47,7 @@ func (f *Front) gatewayControl(inv invocation, verb string, args []string) error
 	if all && verb == "start" {
 		return fail(2, "refusing `gateway start --all`: start gateways one at a time with `hermes -p NAME gateway start`")
 	}
-	if all && inv.hasProfile {
+	if all && inv.HasProfile {
 		return fail(2, "gateway %s: use either -p NAME or --all, not both", verb)
 	}
 	if err := f.requireS6(verb); err != nil {
@@ -60,11 +61,11 @@ func (f *Front) gatewayControl(inv invocation, verb string, args []string) error
 		}
 		targets = slots
 	} else {
-		slot, err := f.ensureSlot(inv.profile)
+		slot, err := f.ensureSlot(inv.Profile)
 		if err != nil {
 			return err
 		}
-		targets[slot] = inv.profile
+		targets[slot] = inv.Profile
 	}
 	names := make([]string, 0, len(targets))
 	for slot := range targets {
@@ -155,10 +156,8 @@ func (f *Front) status(slot, name string) error {
 		}
 	}
 	fmt.Fprintf(f.Stdout, "%s: %s; desired: %s\n", slot, st, d)
-	if f.History != nil {
-		for _, line := range f.History(slot, 5) {
-			fmt.Fprintf(f.Stdout, "  %s\n", line)
-		}
+	for _, line := range f.Sys.History(slot, 5) {
+		fmt.Fprintf(f.Stdout, "  %s\n", line)
 	}
 	return nil
 }

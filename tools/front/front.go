@@ -11,6 +11,7 @@ import (
 	"strings"
 
 	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
+	"github.com/hermes-agent/hermes-s6/tools/cmdline"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -20,41 +21,58 @@ import (
 // DefaultAgentBin is the agent binary when HERMES_AGENT_BIN is not set.
 const DefaultAgentBin = "/opt/hermes/bin/hermes-agent"
 
-// Front is one invocation of the `hermes` command with its surroundings,
-// all injectable so the behaviour is testable on the host.
+// Front is one invocation of the `hermes` command with its surroundings.
 type Front struct {
 	Getenv  func(string) string
 	Environ []string
 	Stdout  io.Writer
 	Stderr  io.Writer
-	// UnderS6 is true when s6-svscan is PID 1 on S6.ScanDir.
+	// UnderS6 is true when s6-svscan is PID 1 on the scan directory.
 	UnderS6 bool
-	S6      *s6.Manager
-	// Exec replaces the process (syscall.Exec in production).
-	Exec func(path string, argv, env []string) error
-	// Run runs a command to completion and returns its exit code.
-	Run func(path string, argv, env []string) (int, error)
-	// UID and GID own the files the front writes (-1: leave as is).
-	UID, GID int
-	// Block waits for SIGTERM/SIGINT and returns the signal number; used when
-	// `sleep infinity` cannot be exec'd.
-	Block func() int
-	// History returns recent watcher lines for a slot.
-	History func(slot string, n int) []string
-	// Health checks a gateway's /health; nil means healthy.
-	Health func(profile string) error
+	// S6 supervises the slots.
+	S6 Supervisor
+	// Sys is every other effect on the process and the container.
+	Sys System
 	// Admin registers and removes profile slots: in this process for root,
 	// through the root admin service (s6-sudo) for hermes.
 	Admin slotadmin.Registrar
+	// UID and GID own the files the front writes (-1: leave as is).
+	UID, GID int
 	// Euid is the effective uid (os.Geteuid).
 	Euid int
-	// BecomeHermes drops root to the hermes user before the agent is exec'd
-	// for a command the front hands off; nil: stay who we are.
-	BecomeHermes func() error
-	// Chdir changes the working directory (os.Chdir); nil: never.
-	Chdir func(string) error
-	// CMD returns the container's command line (reconcile.FindCMD); nil: none.
-	CMD func() []string
+}
+
+// Supervisor is what the front asks of s6 (*s6.Manager is one).
+type Supervisor interface {
+	Exists(slot string) bool
+	Slots() ([]s6.SlotRef, error)
+	Status(slot string) (s6.Status, error)
+	Start(slot string) error
+	Stop(slot string, wait bool) error
+	Restart(slot string) error
+}
+
+// System is every effect the front has besides its output and s6: on its
+// own process (exec, a child, signals, directory, privileges) and what it
+// reads of the running container. Host is the real one.
+type System interface {
+	// Exec replaces the process; it returns only on failure.
+	Exec(path string, argv, env []string) error
+	// Run runs a command to completion as hermes and returns its exit code.
+	Run(path string, argv, env []string) (int, error)
+	// WaitSignal blocks until SIGTERM or SIGINT and returns its number.
+	WaitSignal() int
+	// Chdir changes the working directory.
+	Chdir(dir string) error
+	// BecomeHermes drops root to the hermes user; dropped is false when
+	// there is nothing to drop (not root, or no hermes account).
+	BecomeHermes() (dropped bool, err error)
+	// History returns the watcher's last n lines about a slot.
+	History(slot string, n int) []string
+	// Health asks a profile's gateway whether it serves (Probe).
+	Health(home, profile string) error
+	// CMD returns the container's command line (nil: none found).
+	CMD() []string
 }
 
 // exitError carries an exit code and a one-line message.
@@ -98,50 +116,13 @@ func (f *Front) agentBin() string {
 
 func (f *Front) home() string { return profile.Home(f.Getenv) }
 
-// invocation is the command line split into the global profile option and
-// the rest.
-type invocation struct {
-	profile    string
-	hasProfile bool
-	global     []string // the global options as given, for the agent
-	rest       []string
-}
-
-func parseGlobal(args []string) (invocation, error) {
-	inv := invocation{profile: profile.Default}
-	for len(args) > 0 {
-		a := args[0]
-		var name string
-		switch {
-		case a == "-p" || a == "--profile":
-			if len(args) < 2 {
-				return inv, fail(2, "%s needs a profile name", a)
-			}
-			name = args[1]
-			inv.global = append(inv.global, args[:2]...)
-			args = args[2:]
-		case strings.HasPrefix(a, "--profile="):
-			name = strings.TrimPrefix(a, "--profile=")
-			inv.global = append(inv.global, a)
-			args = args[1:]
-		default:
-			inv.rest = args
-			return inv, nil
-		}
-		if err := profile.Validate(name); err != nil {
-			return inv, fail(2, "%v", err)
-		}
-		inv.profile, inv.hasProfile = name, true
-	}
-	return inv, nil
-}
-
 func (f *Front) dispatch(args []string) error {
-	inv, err := parseGlobal(args)
-	if err != nil {
-		return err
+	inv, err := cmdline.Parse(args)
+	var usage *cmdline.UsageError
+	if errors.As(err, &usage) {
+		return fail(2, "%s", usage.Msg)
 	}
-	rest := inv.rest
+	rest := inv.Rest
 	if ownVerb(rest) {
 		if err := profile.CheckHome(f.home()); err != nil {
 			return fail(1, "%v", err)
@@ -199,7 +180,7 @@ func (f *Front) handOff(args []string) error {
 	if err := f.becomeHermes(); err != nil {
 		return err
 	}
-	if err := f.Exec(bin, argv, f.agentEnv()); err != nil {
+	if err := f.Sys.Exec(bin, argv, f.agentEnv()); err != nil {
 		return fail(127, "cannot run the agent %s: %v (set HERMES_AGENT_BIN)", bin, err)
 	}
 	return nil
@@ -208,13 +189,16 @@ func (f *Front) handOff(args []string) error {
 // becomeHermes drops root to hermes before the agent is exec'd (unless
 // ExecAsRootEnv says otherwise).
 func (f *Front) becomeHermes() error {
-	if f.BecomeHermes == nil || profile.Truthy(f.Getenv(ExecAsRootEnv)) {
+	if profile.Truthy(f.Getenv(ExecAsRootEnv)) {
 		return nil
 	}
-	if err := f.BecomeHermes(); err != nil {
+	dropped, err := f.Sys.BecomeHermes()
+	if err != nil {
 		return fail(1, "cannot become the hermes user to run the agent: %v (set %s=1 to run it as root)", err, ExecAsRootEnv)
 	}
-	f.Euid = -1 // no longer root: the gateway's own API key may be written
+	if dropped {
+		f.Euid = -1 // no longer root: the gateway's own API key may be written
+	}
 	return nil
 }
 
@@ -251,10 +235,10 @@ func (f *Front) ensureAPIKey(name string) {
 // HERMES_S6_SUPERVISED_CHILD=1) into $HERMES_HOME, where the agent expects
 // to run; everything else keeps its working directory (docker run -w).
 func (f *Front) supervisedChildSetup() error {
-	if f.Chdir == nil || f.Getenv(render.SupervisedChildEnv) != "1" {
+	if f.Getenv(render.SupervisedChildEnv) != "1" {
 		return nil
 	}
-	if err := f.Chdir(f.home()); err != nil {
+	if err := f.Sys.Chdir(f.home()); err != nil {
 		return fail(111, "cannot enter HERMES_HOME: %v", err)
 	}
 	return nil

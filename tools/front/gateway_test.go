@@ -13,7 +13,9 @@ import (
 	"gotest.tools/v3/poll"
 
 	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
+	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
+	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
 
@@ -144,7 +146,7 @@ func TestGatewayStartStopRestartStatus(t *testing.T) {
 	m, home := liveScan(t)
 	mkProfile(t, home, "work")
 	h := newHermes(t, m, home)
-	h.front.History = func(slot string, n int) []string {
+	h.history = func(slot string, n int) []string {
 		return []string{fmt.Sprintf("recent %s %d", slot, n)}
 	}
 
@@ -240,7 +242,7 @@ func TestGatewayAll(t *testing.T) {
 }
 
 func TestS6FailureGivesTheS6ExitCode(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	// A slot on disk without s6-svscan: s6-svc cannot reach a supervisor.
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
@@ -271,7 +273,7 @@ func TestS6FailureGivesTheS6ExitCode(t *testing.T) {
 }
 
 func TestRegistrationFailure(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	// No s6-svscan on the scan directory: registering cannot complete.
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
@@ -296,7 +298,7 @@ func TestHealthcheck(t *testing.T) {
 	mkProfile(t, home, "idle")
 	h := newHermes(t, m, home)
 	var asked []string
-	h.front.Health = func(name string) error { asked = append(asked, name); return nil }
+	h.health = func(name string) error { asked = append(asked, name); return nil }
 
 	assert.Check(t, is.Equal(h.run("-p", "work", "gateway", "start").code, 0))
 	assert.Check(t, is.Equal(h.run("-p", "idle", "gateway", "stop").code, 0))
@@ -307,31 +309,31 @@ func TestHealthcheck(t *testing.T) {
 	assert.Check(t, is.Equal(h.stdout.String(), "healthy\n"))
 	assert.Check(t, is.DeepEqual(asked, []string{"work"}), "only gateways that should run are asked")
 
-	h.front.Health = func(string) error { return errors.New("/health on port 8642 answered 503") }
+	h.health = func(string) error { return errors.New("/health on port 8642 answered 503") }
 	res = h.run("healthcheck")
 	assert.Check(t, is.Equal(res.code, 1))
 	assert.Check(t, is.Equal(h.stderr.String(), "hermes: unhealthy: gateway-work should be running (slot up) but /health on port 8642 answered 503\n"))
 
 	// Desired running, but down and not answering.
 	assert.NilError(t, m.Stop("gateway-work", true))
-	h.front.Health = func(string) error { return errors.New("connection refused") }
+	h.health = func(string) error { return errors.New("connection refused") }
 	res = h.run("healthcheck")
 	assert.Check(t, is.Equal(res.code, 1))
 	assert.Check(t, is.Equal(h.stderr.String(), "hermes: unhealthy: gateway-work should be running (slot down) but connection refused\n"))
 
 	// A foreground (--no-supervise) gateway answers for its profile: healthy
 	// although its slot is down.
-	h.front.Health = func(string) error { return nil }
-	h.front.CMD = func() []string { return []string{"gateway", "run", "--no-supervise"} }
+	h.health = func(string) error { return nil }
+	h.cmd = []string{"gateway", "run", "--no-supervise"}
 	assert.Check(t, is.Equal(h.run("healthcheck").code, 0))
 
 	// A dashboard container runs no gateway: nothing to check.
-	h.front.Health = func(string) error { return errors.New("not here") }
-	h.front.CMD = func() []string { return []string{"dashboard", "--host", "0.0.0.0"} }
+	h.health = func(string) error { return errors.New("not here") }
+	h.cmd = []string{"dashboard", "--host", "0.0.0.0"}
 	res = h.run("healthcheck")
 	assert.Check(t, is.Equal(res.code, 0))
 	assert.Check(t, is.Contains(h.stdout.String(), "dashboard container"))
-	h.front.CMD = nil
+	h.cmd = nil
 
 	gone := filepath.Join(t.TempDir(), "gone")
 	h.superviseWith(t, s6.New(gone))
@@ -399,7 +401,7 @@ func TestProfileCreateListDeleteUnderS6(t *testing.T) {
 }
 
 func TestProfileDeleteS6Failure(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	m := s6.New(t.TempDir())
 	home := t.TempDir()
 	mkProfile(t, home, "work")
@@ -451,7 +453,7 @@ func TestForegroundGatewayGetsAnAPIKeyOnce(t *testing.T) {
 func TestHandOffBecomesHermesAsRoot(t *testing.T) {
 	h := newHermes(t, nil, t.TempDir())
 	dropped := 0
-	h.front.BecomeHermes = func() error { dropped++; return nil }
+	h.become = func() (bool, error) { dropped++; return true, nil }
 	res := h.run("chat", "-q", "hi")
 	assert.Check(t, res.replaced)
 	assert.Check(t, is.Equal(dropped, 1), "root runs the agent as hermes")
@@ -459,9 +461,29 @@ func TestHandOffBecomesHermesAsRoot(t *testing.T) {
 	h.run("chat")
 	assert.Check(t, is.Equal(dropped, 1), "unless %s=1", ExecAsRootEnv)
 	delete(h.env, ExecAsRootEnv)
-	h.front.BecomeHermes = func() error { return errors.New("no such user") }
+	h.become = func() (bool, error) { return false, errors.New("no such user") }
 	res = h.run("chat")
 	assert.Check(t, is.Equal(res.code, 1))
 	assert.Check(t, is.Contains(h.stderr.String(), "cannot become the hermes user to run the agent: no such user"))
 	assert.Check(t, !res.replaced, "nothing run as root")
+}
+
+// A supervised child (a run script's, HERMES_S6_SUPERVISED_CHILD=1) works in
+// $HERMES_HOME, as the agent expects; anything else keeps its directory.
+func TestSupervisedChildWorksInHermesHome(t *testing.T) {
+	home := t.TempDir()
+	h := newHermes(t, nil, home)
+	h.run("chat")
+	assert.Check(t, is.Len(h.chdirs, 0), "docker run -w is kept")
+
+	h.env[render.SupervisedChildEnv] = "1"
+	res := h.run("gateway", "run")
+	assert.Check(t, res.replaced)
+	assert.Check(t, is.DeepEqual(h.chdirs, []string{home}))
+
+	h.chdirErr = errors.New("permission denied")
+	res = h.run("gateway", "run")
+	assert.Check(t, is.Equal(res.code, 111))
+	assert.Check(t, is.Equal(h.stderr.String(), "hermes: cannot enter HERMES_HOME: permission denied\n"))
+	assert.Check(t, !res.replaced, "no agent runs elsewhere")
 }

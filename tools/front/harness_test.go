@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"io/fs"
 	"os"
-	"os/exec"
 	"os/user"
 	"path/filepath"
 	"runtime"
@@ -20,14 +19,6 @@ import (
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 	"github.com/hermes-agent/hermes-s6/tools/slotadmin"
 )
-
-// needS6 skips a test that runs s6 programs when s6 is not installed.
-func needS6(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("s6-svscan"); err != nil {
-		t.Skip("s6 is not installed (apt-get install s6): ", err)
-	}
-}
 
 // liveScan starts a real s6-svscan on a temporary scan directory and returns
 // a Manager for it and the HERMES_HOME its services see.
@@ -78,11 +69,17 @@ type hermes struct {
 	stdout bytes.Buffer
 	stderr bytes.Buffer
 
-	execs   []execCall
-	execErr error // what exec returns; nil means the process is replaced
-	runs    []execCall
-	agent   func(argv []string) (int, error) // what the agent does when run
-	blocks  int                              // how often Block was called
+	execs    []execCall
+	execErr  error // what exec returns; nil means the process is replaced
+	runs     []execCall
+	agent    func(argv []string) (int, error)  // what the agent does when run
+	blocks   int                               // how often WaitSignal was called
+	history  func(slot string, n int) []string // the watcher's history (nil: none)
+	health   func(name string) error           // a gateway's health (nil: healthy)
+	cmd      []string                          // the container's CMD
+	become   func() (bool, error)              // BecomeHermes (nil: nothing to drop)
+	chdirs   []string                          // directories Chdir was asked for
+	chdirErr error                             // what Chdir returns
 	// template is the slot the admin registers for a profile.
 	template func(string) render.Slot
 }
@@ -113,24 +110,9 @@ func newHermes(t *testing.T, m *s6.Manager, home string) *hermes {
 		Stderr:  &h.stderr,
 		UnderS6: underS6,
 		S6:      m,
-		Exec: func(path string, argv, env []string) error {
-			h.execs = append(h.execs, execCall{path, argv, env})
-			if h.execErr != nil {
-				return h.execErr
-			}
-			runtime.Goexit() // the process image is replaced: nothing after exec runs
-			return nil
-		},
-		Run: func(path string, argv, env []string) (int, error) {
-			h.runs = append(h.runs, execCall{path, argv, env})
-			if h.agent == nil {
-				return 0, nil
-			}
-			return h.agent(argv)
-		},
-		UID:   -1,
-		GID:   -1,
-		Block: func() int { h.blocks++; return 15 },
+		Sys:     fakeSystem{h},
+		UID:     -1,
+		GID:     -1,
 	}
 	if underS6 {
 		h.superviseWith(t, m)
@@ -147,6 +129,57 @@ func (h *hermes) superviseWith(t *testing.T, m *s6.Manager) {
 	h.front.UnderS6, h.front.S6 = true, m
 	h.front.Admin = slotadmin.Local{S6: m, Home: h.env["HERMES_HOME"], Slot: h.template}
 }
+
+// fakeSystem is the System of a test front: it records what the front asks
+// of its process and never replaces or blocks the test process.
+type fakeSystem struct{ h *hermes }
+
+func (s fakeSystem) Exec(path string, argv, env []string) error {
+	s.h.execs = append(s.h.execs, execCall{path, argv, env})
+	if s.h.execErr != nil {
+		return s.h.execErr
+	}
+	runtime.Goexit() // the process image is replaced: nothing after exec runs
+	return nil
+}
+
+func (s fakeSystem) Run(path string, argv, env []string) (int, error) {
+	s.h.runs = append(s.h.runs, execCall{path, argv, env})
+	if s.h.agent == nil {
+		return 0, nil
+	}
+	return s.h.agent(argv)
+}
+
+func (s fakeSystem) WaitSignal() int { s.h.blocks++; return 15 }
+
+func (s fakeSystem) Chdir(dir string) error {
+	s.h.chdirs = append(s.h.chdirs, dir)
+	return s.h.chdirErr
+}
+
+func (s fakeSystem) BecomeHermes() (bool, error) {
+	if s.h.become == nil {
+		return false, nil
+	}
+	return s.h.become()
+}
+
+func (s fakeSystem) History(slot string, n int) []string {
+	if s.h.history == nil {
+		return nil
+	}
+	return s.h.history(slot, n)
+}
+
+func (s fakeSystem) Health(_, name string) error {
+	if s.h.health == nil {
+		return nil
+	}
+	return s.h.health(name)
+}
+
+func (s fakeSystem) CMD() []string { return s.h.cmd }
 
 // run runs `hermes args...` to its end (its exit or its exec).
 func (h *hermes) run(args ...string) result {

@@ -4,8 +4,8 @@ import (
 	"fmt"
 	"sort"
 
+	"github.com/hermes-agent/hermes-s6/tools/cmdline"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
-	"github.com/hermes-agent/hermes-s6/tools/reconcile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 )
 
@@ -45,7 +45,7 @@ func (f *Front) profileCmd(verb string, args []string) error {
 // agent runs the agent to completion (not exec) with args.
 func (f *Front) agent(args ...string) error {
 	bin := f.agentBin()
-	code, err := f.Run(bin, append([]string{bin}, args...), f.agentEnv())
+	code, err := f.Sys.Run(bin, append([]string{bin}, args...), f.agentEnv())
 	if err != nil {
 		return fail(127, "cannot run the agent %s: %v", bin, err)
 	}
@@ -121,11 +121,7 @@ func (f *Front) healthcheck() error {
 	if !f.UnderS6 {
 		return fail(1, "unhealthy: not under s6 supervision")
 	}
-	var cmd []string
-	if f.CMD != nil {
-		cmd = f.CMD()
-	}
-	if _, noGateways := reconcile.Ownership(cmd, f.Getenv); noGateways {
+	if _, noGateways := cmdline.Ownership(f.Sys.CMD(), f.Getenv); noGateways {
 		fmt.Fprintln(f.Stdout, "healthy (dashboard container: no gateway runs here)")
 		return nil
 	}
@@ -147,10 +143,7 @@ func (f *Front) healthcheck() error {
 		if !wantUp && (derr != nil || desired != profile.Running) {
 			continue
 		}
-		if f.Health == nil {
-			continue
-		}
-		if err := f.Health(name); err != nil {
+		if err := f.Sys.Health(f.home(), name); err != nil {
 			why := "down"
 			if serr == nil && st.Up {
 				why = "up"

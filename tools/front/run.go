@@ -5,12 +5,13 @@ import (
 	"os/exec"
 	"strings"
 
+	"github.com/hermes-agent/hermes-s6/tools/cmdline"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 )
 
 // NoSuperviseEnv opts `gateway run` out of the redirect when truthy.
-const NoSuperviseEnv = "HERMES_GATEWAY_NO_SUPERVISE"
+const NoSuperviseEnv = cmdline.NoSuperviseEnv
 
 // Mode is what `gateway run` does.
 type Mode int
@@ -29,24 +30,11 @@ func Decide(underS6 bool, getenv func(string) string, args []string) (Mode, stri
 		return Foreground, "not under s6 as PID 1"
 	case getenv(render.SupervisedChildEnv) == "1":
 		return Foreground, render.SupervisedChildEnv + "=1 (already supervised)"
-	case hasFlag(args, "--no-supervise"):
-		return Foreground, "--no-supervise"
-	case profile.Truthy(getenv(NoSuperviseEnv)):
-		return Foreground, NoSuperviseEnv + "=" + getenv(NoSuperviseEnv)
+	}
+	if out, why := cmdline.OptOut(args, getenv); out {
+		return Foreground, why
 	}
 	return Redirect, "under s6 supervision"
-}
-
-func hasFlag(args []string, flag string) bool {
-	for _, a := range args {
-		if a == "--" {
-			return false
-		}
-		if a == flag {
-			return true
-		}
-	}
-	return false
 }
 
 // Breadcrumb is printed on stderr when `gateway run` is redirected.
@@ -72,7 +60,7 @@ func Breadcrumb(slot string, desired profile.Desired) string {
 	return strings.Join(lines, "\n") + "\n"
 }
 
-func (f *Front) gatewayRun(inv invocation, args []string) error {
+func (f *Front) gatewayRun(inv cmdline.Line, args []string) error {
 	mode, _ := Decide(f.UnderS6, f.Getenv, args)
 	if mode == Foreground {
 		// The agent gets the command line as given: --no-supervise too, or
@@ -81,24 +69,24 @@ func (f *Front) gatewayRun(inv invocation, args []string) error {
 		if err := f.becomeHermes(); err != nil {
 			return err
 		}
-		f.ensureAPIKey(inv.profile)
+		f.ensureAPIKey(inv.Profile)
 		bin := f.agentBin()
-		argv := append([]string{bin}, inv.global...)
+		argv := append([]string{bin}, inv.Global...)
 		argv = append(argv, "gateway", "run")
 		argv = append(argv, args...)
-		if err := f.Exec(bin, argv, f.agentEnv()); err != nil {
+		if err := f.Sys.Exec(bin, argv, f.agentEnv()); err != nil {
 			return fail(127, "cannot run the agent %s: %v (set HERMES_AGENT_BIN)", bin, err)
 		}
 		return nil
 	}
-	slot, err := f.ensureSlot(inv.profile)
+	slot, err := f.ensureSlot(inv.Profile)
 	if err != nil {
 		return err
 	}
-	desired, err := profile.ReadState(f.home(), inv.profile)
+	desired, err := profile.ReadState(f.home(), inv.Profile)
 	if err != nil || desired != profile.Stopped {
 		desired = profile.Running
-		if err := profile.WriteState(f.home(), inv.profile, profile.Running, f.UID, f.GID); err != nil {
+		if err := profile.WriteState(f.home(), inv.Profile, profile.Running, f.UID, f.GID); err != nil {
 			return fail(1, "%v", err)
 		}
 		if err := f.S6.Start(slot); err != nil {
@@ -128,9 +116,9 @@ func (f *Front) ensureSlot(name string) (string, error) {
 // until SIGTERM/SIGINT and exits 128+signal.
 func (f *Front) sleepForever() error {
 	if path, err := exec.LookPath("sleep"); err == nil {
-		err = f.Exec(path, []string{"sleep", "infinity"}, f.Environ)
+		err = f.Sys.Exec(path, []string{"sleep", "infinity"}, f.Environ)
 		fmt.Fprintf(f.Stderr, "hermes: cannot exec %s (%v); waiting for a signal instead\n", path, err)
 	}
-	sig := f.Block()
+	sig := f.Sys.WaitSignal()
 	return fail(128+sig, "")
 }

@@ -9,6 +9,7 @@ import (
 	"os/signal"
 	"path/filepath"
 	"strconv"
+	"strings"
 	"syscall"
 	"testing"
 	"time"
@@ -61,28 +62,32 @@ func TestHealthAsksTheProfilesOwnGateway(t *testing.T) {
 	writeProfileFile(t, home, "gone", ".env", "API_SERVER_PORT="+closedPort+"\n")
 	writeProfileFile(t, home, "gone", "gateway.pid", "300\n")
 
-	f := &Front{Getenv: envOf(map[string]string{"HERMES_HOME": home})}
-	assert.Check(t, f.health("good"))
-	assert.Check(t, is.ErrorContains(f.health("other"), "is served by pid 100, not by this gateway (pid 200)"))
-	assert.Check(t, is.ErrorContains(f.health("starting"), "no gateway pid yet"))
-	assert.Check(t, is.ErrorContains(f.health("gone"), "/health/detailed on port "+closedPort+": "))
+	h := &Host{Getenv: envOf(nil)}
+	assert.Check(t, h.Health(home, "good"))
+	assert.Check(t, is.ErrorContains(h.Health(home, "other"), "is served by pid 100, not by this gateway (pid 200)"))
+	assert.Check(t, is.ErrorContains(h.Health(home, "starting"), "no gateway pid yet"))
+	assert.Check(t, is.ErrorContains(h.Health(home, "gone"), "/health/detailed on port "+closedPort+": "))
+	// WaitServing: at once for a gateway that serves; Probe's error after
+	// its window for one that does not.
+	assert.Check(t, WaitServing(home, "good", envOf(nil), time.Minute))
+	assert.Check(t, is.ErrorContains(WaitServing(home, "starting", envOf(nil), 30*time.Millisecond), "no gateway pid yet"))
 }
 
 func TestRunReturnsTheAgentsExitCode(t *testing.T) {
 	env := []string{"PATH=/usr/bin:/bin"}
-	code, err := run("/bin/sh", []string{"sh", "-c", "exit 3"}, env)
+	code, err := (&Host{}).Run("/bin/sh", []string{"sh", "-c", "exit 3"}, env)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(code, 3))
 
-	code, err = run("/bin/sh", []string{"sh", "-c", "exit 0"}, env)
+	code, err = (&Host{}).Run("/bin/sh", []string{"sh", "-c", "exit 0"}, env)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(code, 0))
 
-	code, err = run("/bin/sh", []string{"sh", "-c", "kill -TERM $$"}, env)
+	code, err = (&Host{}).Run("/bin/sh", []string{"sh", "-c", "kill -TERM $$"}, env)
 	assert.NilError(t, err)
 	assert.Check(t, is.Equal(code, 128+int(syscall.SIGTERM)), "killed by a signal: 128+signal")
 
-	_, err = run("/nonexistent/agent", []string{"agent"}, env)
+	_, err = (&Host{}).Run("/nonexistent/agent", []string{"agent"}, env)
 	assert.Check(t, is.ErrorContains(err, "/nonexistent/agent"))
 }
 
@@ -93,7 +98,7 @@ func TestBlockReturnsTheSignal(t *testing.T) {
 	defer signal.Stop(guard)
 
 	got := make(chan int, 1)
-	go func() { got <- block() }()
+	go func() { got <- (&Host{}).WaitSignal() }()
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
 		select {
 		case sig := <-got:
@@ -109,14 +114,18 @@ func TestBlockReturnsTheSignal(t *testing.T) {
 
 func TestNewIsWiredToTheSystem(t *testing.T) {
 	f := New()
-	assert.Check(t, is.Equal(f.S6.ScanDir, s6.DefaultScanDir))
+	m, ok := f.S6.(*s6.Manager)
+	assert.Assert(t, ok, "the supervisor is s6: %T", f.S6)
+	assert.Check(t, is.Equal(m.ScanDir, s6.DefaultScanDir))
 	assert.Check(t, is.Equal(f.UnderS6, s6.UnderPID1("/proc", s6.DefaultScanDir)))
-	assert.Check(t, f.Exec != nil && f.Run != nil && f.Block != nil && f.History != nil && f.Health != nil)
+	host, ok := f.Sys.(*Host)
+	assert.Assert(t, ok, "the system is the host: %T", f.Sys)
 	assert.Check(t, is.Equal(f.Getenv("PATH"), os.Getenv("PATH")))
 	if os.Geteuid() == 0 {
 		local, ok := f.Admin.(slotadmin.Local)
 		assert.Check(t, ok, "root registers slots itself: %T", f.Admin)
-		assert.Check(t, local.Slot == nil && local.S6 == f.S6, "the production slots are render.GatewaySlot")
+		assert.Check(t, local.Slot == nil && local.S6 == m, "the production slots are render.GatewaySlot")
+		assert.Check(t, (host.Hermes != nil) == (f.UID != -1), "root drops to hermes when there is one")
 	} else {
 		_, ok := f.Admin.(slotadmin.Remote)
 		assert.Check(t, ok, "hermes asks the admin service: %T", f.Admin)
@@ -124,7 +133,25 @@ func TestNewIsWiredToTheSystem(t *testing.T) {
 	if os.Geteuid() != 0 {
 		assert.Check(t, is.Equal(f.UID, -1), "only root writes files for the hermes user")
 	} else if f.UID != -1 {
-		assert.Check(t, is.Equal(strconv.Itoa(f.S6.Group), strconv.Itoa(f.GID)))
+		assert.Check(t, is.Equal(strconv.Itoa(m.Group), strconv.Itoa(f.GID)))
 	}
-	assert.Check(t, is.Len(f.History("gateway-none", 5), 0))
+	assert.Check(t, is.Len(f.Sys.History("gateway-none", 5), 0))
+}
+
+func TestHistoryKeepsTheSlotsLastLines(t *testing.T) {
+	file := filepath.Join(t.TempDir(), "history.log")
+	var b strings.Builder
+	for i := range 8 {
+		fmt.Fprintf(&b, "t%d gateway-a up %d\nt%d gateway-ab down %d\n", i, i, i, i)
+	}
+	assert.NilError(t, os.WriteFile(file, []byte(b.String()), 0o644))
+	assert.Check(t, is.DeepEqual(history(file, "gateway-a", 2), []string{"t6 gateway-a up 6", "t7 gateway-a up 7"}))
+	assert.Check(t, is.Len(history(file, "gateway-none", 5), 0))
+	assert.Check(t, is.Len(history(filepath.Join(t.TempDir(), "missing"), "gateway-a", 5), 0))
+}
+
+func TestHostBecomeHermesWithoutAnAccountDropsNothing(t *testing.T) {
+	dropped, err := (&Host{}).BecomeHermes()
+	assert.NilError(t, err)
+	assert.Check(t, !dropped)
 }

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"github.com/hermes-agent/hermes-s6/tools/agentcfg"
+	"github.com/hermes-agent/hermes-s6/tools/cmdline"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -175,53 +176,18 @@ func (r *Reconciler) render(slot render.Slot) (isNew bool, err error) {
 // cmdOwnership says which profile a foreground CMD gateway owns ("" none),
 // and whether the CMD is the dashboard alone (no gateway at all).
 func (r *Reconciler) cmdOwnership() (owner string, noGateways bool) {
-	return Ownership(r.CMD, r.Getenv)
+	return cmdline.Ownership(r.CMD, r.Getenv)
 }
 
-// Ownership reads the container's CMD: which profile a foreground
-// (`--no-supervise`) gateway owns ("" none), and whether the CMD is the
-// dashboard alone (no gateway runs in this container at all).
-func Ownership(cmd []string, getenv func(string) string) (owner string, noGateways bool) {
-	args := cmd
-	if len(args) > 0 && (args[0] == "hermes" || strings.HasSuffix(args[0], "/hermes")) {
-		args = args[1:]
-	}
-	name := profile.Default
-	for len(args) >= 2 && (args[0] == "-p" || args[0] == "--profile") {
-		name, args = args[1], args[2:]
-	}
-	if len(args) > 0 && strings.HasPrefix(args[0], "--profile=") {
-		name, args = strings.TrimPrefix(args[0], "--profile="), args[1:]
-	}
-	if len(args) > 0 && args[0] == "dashboard" {
-		return "", true
-	}
-	if len(args) >= 2 && args[0] == "gateway" && args[1] == "run" {
-		optOut := profile.Truthy(getenv("HERMES_GATEWAY_NO_SUPERVISE"))
-		for _, a := range args[2:] {
-			if a == "--" {
-				break // what follows is arguments, as the front reads them
-			}
-			if a == "--no-supervise" {
-				optOut = true
-			}
-		}
-		if optOut {
-			return name, false
-		}
-		return "", false
-	}
-	return "", false
-}
-
-// plainGatewayRun reports whether the CMD is a `gateway run` that the
-// redirect will supervise (the legacy container case).
+// plainGatewayRun reports whether the CMD is a `gateway run` of profile name
+// that the redirect will supervise (the legacy container case).
 func (r *Reconciler) plainGatewayRun(name string) bool {
-	args := r.CMD
-	if len(args) > 0 && (args[0] == "hermes" || strings.HasSuffix(args[0], "/hermes")) {
-		args = args[1:]
+	l, err := cmdline.ParseCMD(r.CMD)
+	if err != nil {
+		return false
 	}
-	return name == profile.Default && len(args) >= 2 && args[0] == "gateway" && args[1] == "run"
+	_, run := l.GatewayRun()
+	return run && l.Profile == name && name == profile.Default
 }
 
 func (r *Reconciler) decide(name, owner string, noGateways bool) (action, reason string) {

@@ -15,6 +15,7 @@ import (
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 
+	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -268,7 +269,7 @@ func TestReconcileDashboardOnlyWhenTruthy(t *testing.T) {
 }
 
 func TestReconcileWithoutS6LogsAndCarriesOn(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	// A scan directory nobody supervises: every s6 step fails, is logged,
 	// and the boot log is still written.
 	scan := t.TempDir()
@@ -305,7 +306,7 @@ func TestReconcileStartFailureOnExistingSlotIsAnError(t *testing.T) {
 }
 
 func TestReconcileMarkDownFailureIsAnError(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	scan := t.TempDir()
 	m := s6.New(scan)
 	m.Timeout = 50 * time.Millisecond
@@ -360,6 +361,10 @@ func TestCMDOwnership(t *testing.T) {
 		{[]string{"gateway", "run", "--", "--no-supervise"}, "", "", false},
 		{[]string{"-p", "a", "--profile", "b", "gateway", "run", "--no-supervise"}, "", "b", false},
 		{[]string{"--profile=c", "gateway", "run", "--no-supervise"}, "", "c", false},
+		// The front's rule (cmdline.Parse): the last profile option wins.
+		{[]string{"--profile=a", "-p", "b", "gateway", "run", "--no-supervise"}, "", "b", false},
+		// A CMD the front refuses owns nothing.
+		{[]string{"-p", "../x", "gateway", "run", "--no-supervise"}, "", "", false},
 		{[]string{"gateway", "start"}, "1", "", false},
 		{[]string{"dashboard"}, "", "", true},
 		{[]string{"/usr/local/bin/hermes", "-p", "work", "dashboard"}, "", "", true},

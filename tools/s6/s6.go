@@ -436,3 +436,25 @@ func UnderPID1(procRoot, scanDir string) bool {
 	st, err := os.Stat(filepath.Join(scanDir, ".s6-svscan"))
 	return err == nil && st.IsDir()
 }
+
+// StopSlots brings every slot down at once and waits for each, bounded by
+// the manager's Timeout, so that a slow gateway can flush while a quick one
+// does not hold up the stop. Only the slots: their loggers (and s6-rc's
+// services, the watcher among them) stay up, so the slots' last words are
+// logged. It returns the slots it stopped.
+func (m *Manager) StopSlots() ([]string, error) {
+	slots, err := m.Slots()
+	if err != nil {
+		return nil, err
+	}
+	names := make([]string, len(slots))
+	done := make(chan struct{}, len(slots))
+	for i, s := range slots {
+		names[i] = s.Name
+		go func() { m.Stop(s.Name, true); done <- struct{}{} }()
+	}
+	for range slots {
+		<-done
+	}
+	return names, nil
+}

@@ -15,14 +15,9 @@ import (
 	"strings"
 	"syscall"
 
+	"github.com/hermes-agent/hermes-s6/tools/account"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 )
-
-// Account is the unprivileged user the gateways run as.
-type Account struct {
-	Name     string
-	UID, GID int
-}
 
 // ParseID reads a uid/gid from the environment: a whole number in 1..2^31-2.
 func ParseID(v string) (int, error) {
@@ -54,8 +49,8 @@ func WantedIDs(getenv func(string) string, log io.Writer) (uid, gid int) {
 
 // Remap rewrites the account's uid in passwdFile and gid in groupFile
 // (and the primary gid in passwd). -1 leaves a value alone.
-func Remap(passwdFile, groupFile, name string, uid, gid int) (Account, error) {
-	acc := Account{Name: name, UID: -1, GID: -1}
+func Remap(passwdFile, groupFile, name string, uid, gid int) (account.Account, error) {
+	acc := account.Account{Name: name, UID: -1, GID: -1}
 	if err := rewrite(passwdFile, func(f []string) []string {
 		if len(f) >= 4 && f[0] == name {
 			if uid >= 0 {
@@ -64,15 +59,17 @@ func Remap(passwdFile, groupFile, name string, uid, gid int) (Account, error) {
 			if gid >= 0 {
 				f[3] = strconv.Itoa(gid)
 			}
-			acc.UID, _ = strconv.Atoi(f[2])
-			acc.GID, _ = strconv.Atoi(f[3])
+			acc.UID, acc.GID = atoiOr(f[2], -2), atoiOr(f[3], -2)
 		}
 		return f
 	}); err != nil {
 		return acc, err
 	}
-	if acc.UID < 0 {
+	switch {
+	case acc.UID == -1:
 		return acc, fmt.Errorf("no user %q in %s", name, passwdFile)
+	case acc.UID < 0 || acc.GID < 0:
+		return acc, fmt.Errorf("user %q in %s: uid or gid is not a number", name, passwdFile)
 	}
 	if gid >= 0 {
 		if err := rewrite(groupFile, func(f []string) []string {
@@ -169,7 +166,7 @@ func MakeTree(home string) error {
 // PrepareHome creates the tree and repairs ownership on the allowlist.
 // It returns the paths it changed. A home that is the root directory or a
 // system directory is refused before anything is touched (profile.CheckHome).
-func PrepareHome(home string, acc Account) ([]string, error) {
+func PrepareHome(home string, acc account.Account) ([]string, error) {
 	if err := profile.CheckHome(home); err != nil {
 		return nil, err
 	}
@@ -273,4 +270,13 @@ func RootOnly(euid int, dirs ...string) error {
 		}
 	}
 	return nil
+}
+
+// atoiOr is s as a number, or bad when it is not one.
+func atoiOr(s string, bad int) int {
+	n, err := strconv.Atoi(s)
+	if err != nil || n < 0 {
+		return bad
+	}
+	return n
 }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/account"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 )
@@ -81,7 +82,7 @@ func TestRemap(t *testing.T) {
 	p, g := etc(t)
 	acc, err := Remap(p, g, "hermes", 20000, 30000)
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(acc, Account{Name: "hermes", UID: 20000, GID: 30000}))
+	assert.Check(t, is.DeepEqual(acc, account.Account{Name: "hermes", UID: 20000, GID: 30000}))
 	assert.Check(t, is.Equal(read(t, p), strings.Replace(passwd, "hermes:x:10000:10000:", "hermes:x:20000:30000:", 1)))
 	assert.Check(t, is.Equal(read(t, g), strings.Replace(group, "hermes:x:10000:", "hermes:x:30000:", 1)))
 }
@@ -91,7 +92,7 @@ func TestRemapUIDOnlyLeavesTheGroupFileAlone(t *testing.T) {
 	assert.NilError(t, os.Remove(g))
 	acc, err := Remap(p, g, "hermes", 20000, -1)
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(acc, Account{Name: "hermes", UID: 20000, GID: 10000}))
+	assert.Check(t, is.DeepEqual(acc, account.Account{Name: "hermes", UID: 20000, GID: 10000}))
 	assert.Check(t, is.Contains(read(t, p), "\nhermes:x:20000:10000:"))
 }
 
@@ -104,10 +105,10 @@ func TestRemapNothingWritesNothing(t *testing.T) {
 	}
 	acc, err := Remap(p, g, "hermes", -1, -1)
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(acc, Account{Name: "hermes", UID: 10000, GID: 10000}))
+	assert.Check(t, is.DeepEqual(acc, account.Account{Name: "hermes", UID: 10000, GID: 10000}))
 	acc, err = Remap(p, g, "hermes", 10000, 10000)
 	assert.NilError(t, err)
-	assert.Check(t, is.DeepEqual(acc, Account{Name: "hermes", UID: 10000, GID: 10000}))
+	assert.Check(t, is.DeepEqual(acc, account.Account{Name: "hermes", UID: 10000, GID: 10000}))
 	for _, f := range []string{p, g} {
 		st, err := os.Stat(f)
 		assert.NilError(t, err)
@@ -144,7 +145,7 @@ func TestPrepareHome(t *testing.T) {
 	if os.Geteuid() != 0 {
 		t.Skip("chown needs root")
 	}
-	acc := Account{Name: "hermes", UID: 12345, GID: 23456}
+	acc := account.Account{Name: "hermes", UID: 12345, GID: 23456}
 	home := filepath.Join(t.TempDir(), "data")
 
 	// An empty volume gets the tree, all of it for hermes.
@@ -202,7 +203,7 @@ func TestPrepareHomeChownFailure(t *testing.T) {
 	if os.Geteuid() == 0 {
 		t.Skip("root may chown anything")
 	}
-	_, err := PrepareHome(t.TempDir(), Account{UID: 1, GID: 1})
+	_, err := PrepareHome(t.TempDir(), account.Account{UID: 1, GID: 1})
 	assert.Check(t, is.ErrorContains(err, "chown "))
 }
 
@@ -241,7 +242,7 @@ func TestRootOnly(t *testing.T) {
 func TestPrepareHomeRefusesSystemDirectories(t *testing.T) {
 	for _, home := range []string{"/", "/etc", "/etc/hermes", "/usr/local", "/run", "relative"} {
 		before, err := os.Lstat(filepath.Clean("/" + home))
-		changed, err2 := PrepareHome(home, Account{Name: "hermes", UID: 4242, GID: 4242})
+		changed, err2 := PrepareHome(home, account.Account{Name: "hermes", UID: 4242, GID: 4242})
 		assert.Check(t, is.ErrorContains(err2, "refusing"), home)
 		assert.Check(t, is.Len(changed, 0), home)
 		if err == nil {
@@ -253,7 +254,7 @@ func TestPrepareHomeRefusesSystemDirectories(t *testing.T) {
 	// Through a symlink into one: refused too.
 	link := filepath.Join(t.TempDir(), "data")
 	assert.NilError(t, os.Symlink("/etc", link))
-	_, err := PrepareHome(link, Account{Name: "hermes", UID: 4242, GID: 4242})
+	_, err := PrepareHome(link, account.Account{Name: "hermes", UID: 4242, GID: 4242})
 	assert.Check(t, is.ErrorContains(err, `is /etc, a system directory`))
 }
 
@@ -261,7 +262,7 @@ func TestPrepareHomeMakesItsTreeInsideHomeOnly(t *testing.T) {
 	home, outside := filepath.Join(t.TempDir(), "data"), t.TempDir()
 	assert.NilError(t, os.MkdirAll(home, 0o755))
 	assert.NilError(t, os.Symlink(outside, filepath.Join(home, "logs")))
-	_, err := PrepareHome(home, Account{Name: "hermes", UID: os.Getuid(), GID: os.Getgid()})
+	_, err := PrepareHome(home, account.Account{Name: "hermes", UID: os.Getuid(), GID: os.Getgid()})
 	assert.Check(t, err != nil, "logs/gateways cannot be made through a symlink out of home")
 	_, err = os.Stat(filepath.Join(outside, "gateways"))
 	assert.Check(t, os.IsNotExist(err), "nothing made outside home")

@@ -285,6 +285,17 @@ func stageEnv(environ []string) (env, dump []string) {
 	return []string{"PATH=" + initPath(path)}, full
 }
 
+// Stage2Main is rc.init as s6-svscan's stage 2 runs it (`rc.init top CMD...`):
+// it returns only when stage 2 failed, with exit code 111.
+func Stage2Main(p Paths, args []string) int {
+	if len(args) > 0 && args[0] == "top" {
+		args = args[1:]
+	}
+	err := Stage2(p, args)
+	fmt.Fprintln(os.Stderr, "s6-stage: rc.init:", err)
+	return 111
+}
+
 // Stage2 brings the services up around cont-init.d as `s6-rc -u change top`
 // does (BootServices), runs the CMD and halts the container with its exit
 // code. It returns only on error.

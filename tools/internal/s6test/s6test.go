@@ -21,14 +21,20 @@ type Scan struct {
 	Home string
 }
 
+// Need skips a test that runs s6 programs when s6 is not installed.
+func Need(t testing.TB) {
+	t.Helper()
+	if _, err := exec.LookPath("s6-svscan"); err != nil {
+		t.Skip("s6 is not installed (apt-get install s6): ", err)
+	}
+}
+
 // Start starts s6-svscan (skipping the test when s6 is not installed) and
 // registers its shutdown: s6-svscanctl -t, then every process still running
 // from under the test's directories is killed.
 func Start(t testing.TB) Scan {
 	t.Helper()
-	if _, err := exec.LookPath("s6-svscan"); err != nil {
-		t.Skip("s6 is not installed (apt-get install s6): ", err)
-	}
+	Need(t)
 	root := t.TempDir()
 	s := Scan{Dir: filepath.Join(root, "service"), Home: filepath.Join(root, "home")}
 	for _, d := range []string{s.Dir, s.Home} {

@@ -4,7 +4,6 @@ import (
 	"errors"
 	"fmt"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -14,16 +13,9 @@ import (
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
 
+	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 )
-
-// needS6 skips a test that runs s6 programs when s6 is not installed.
-func needS6(t *testing.T) {
-	t.Helper()
-	if _, err := exec.LookPath("s6-svscan"); err != nil {
-		t.Skip("s6 is not installed (apt-get install s6): ", err)
-	}
-}
 
 func TestUnderPID1(t *testing.T) {
 	proc, scan := t.TempDir(), t.TempDir()
@@ -100,7 +92,7 @@ func TestSlotsAreWhatSaysItIsASlot(t *testing.T) {
 }
 
 func TestRegisterWithoutSvscanLeavesNothing(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	scan := t.TempDir()
 	m := New(scan)
 	err := m.Register(render.GatewaySlot("work"))
@@ -121,7 +113,7 @@ func TestInstallErrors(t *testing.T) {
 }
 
 func TestCommandsOnAnUnsupervisedSlot(t *testing.T) {
-	needS6(t)
+	s6test.Need(t)
 	m := New(t.TempDir())
 	m.Timeout = 100 * time.Millisecond
 	assert.NilError(t, m.Install(render.GatewaySlot("work")))
