@@ -75,13 +75,16 @@ variable "GOPROXY" {
   default = "https://proxy.golang.org,direct"
 }
 # CA bundle for TLS from inside the build (Go toolchain and modules), for
-# networks that intercept TLS with their own CA. Hermetic builds default to
-# the copy of the host CA bundle that .ci/provision makes; empty: none.
+# networks that intercept TLS with their own CA; empty: none. On a machine
+# it provisions, .ci/provision copies the host's bundle to
+# .cache/ca-bundle.crt and sets HERMETIC_CA_BUNDLE to it in the untracked
+# docker-bake.override.hcl (which bake reads after this file), so that a
+# fresh clone still resolves every target (`--print`) before provisioning.
 variable "CA_BUNDLE" {
   default = ""
 }
 variable "HERMETIC_CA_BUNDLE" {
-  default = ".cache/ca-bundle.crt"
+  default = ""
 }
 variable "IMAGE" {
   default = "hermes-s6"

@@ -5,6 +5,7 @@ import (
 	"path/filepath"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/icmd"
 )
@@ -12,7 +13,7 @@ import (
 func bake(env []string, args ...string) *icmd.Result {
 	cmd := icmd.Command("docker", append([]string{"buildx", "bake"}, args...)...)
 	cmd.Env = append(os.Environ(), env...)
-	return icmd.RunCmd(cmd, icmd.Dir(repoRoot()))
+	return icmd.RunCmd(cmd, icmd.Dir(dockertest.RepoRoot()))
 }
 
 // TestBakePrintsEveryTarget: every group and target parses.
@@ -34,14 +35,14 @@ func TestBuildRejectsBadInput(t *testing.T) {
 	requireEngine(t)
 	testImage(t) // warm the shared stages first
 
-	assert.NilError(t, os.MkdirAll(filepath.Join(repoRoot(), ".cache"), 0o755))
-	fake, err := os.MkdirTemp(filepath.Join(repoRoot(), ".cache"), "fake-s6-")
+	assert.NilError(t, os.MkdirAll(filepath.Join(dockertest.RepoRoot(), ".cache"), 0o755))
+	fake, err := os.MkdirTemp(filepath.Join(dockertest.RepoRoot(), ".cache"), "fake-s6-")
 	assert.NilError(t, err)
 	t.Cleanup(func() { os.RemoveAll(fake) })
 	for _, n := range []string{"noarch", "x86_64", "aarch64", "symlinks-noarch", "symlinks-arch"} {
 		assert.NilError(t, os.WriteFile(filepath.Join(fake, "s6-overlay-"+n+".tar.xz"), []byte("tampered "+n), 0o644))
 	}
-	rel, _ := filepath.Rel(repoRoot(), fake)
+	rel, _ := filepath.Rel(dockertest.RepoRoot(), fake)
 	// The unknown-arch case builds only the stage that maps TARGETARCH: the
 	// hermetic base has no riscv64 image to resolve the final stage with.
 	// A tag of its own, so a failed build can be shown to have tagged nothing.

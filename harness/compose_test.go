@@ -7,6 +7,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/icmd"
 	"gotest.tools/v3/poll"
@@ -29,7 +30,7 @@ func newComposeProject(t *testing.T, image string) *composeProject {
 	p.env = append(os.Environ(), "HERMES_IMAGE="+image, "HERMES_API_PORT=0")
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("docker compose logs:\n%s", tail(p.run("logs", "--no-color").Combined(), 80))
+			t.Logf("docker compose logs:\n%s", dockertest.Tail(p.run("logs", "--no-color").Combined(), 80))
 		}
 		p.run("down", "-v", "--remove-orphans")
 	})
@@ -37,7 +38,7 @@ func newComposeProject(t *testing.T, image string) *composeProject {
 }
 
 func (p *composeProject) run(args ...string) *icmd.Result {
-	file := filepath.Join(repoRoot(), "deploy", "compose", "compose.yaml")
+	file := filepath.Join(dockertest.RepoRoot(), "deploy", "compose", "compose.yaml")
 	cmd := icmd.Command("docker", append([]string{"compose", "-p", p.name, "-f", file}, args...)...)
 	return icmd.RunCmd(cmd, icmd.WithEnv(p.env...))
 }
@@ -79,14 +80,8 @@ func (p *composeProject) serviceHealthy(what string) poll.Check {
 // uid 10000 owns (Container.Slot execs as root).
 func (p *composeProject) slotIs(name, what string, want func(Slot) bool) poll.Check {
 	return func(poll.LogT) poll.Result {
-		r := p.exec("/command/s6-svstat", "-o", "up,wantedup,pid,exitcode,updownfor", "/run/service/"+name)
-		s := Slot{}
-		if f := strings.Fields(r.Stdout()); r.ExitCode == 0 && len(f) == 5 {
-			s = Slot{Exists: true, Up: f[0] == "true", WantUp: f[1] == "true"}
-			s.Pid, _ = strconv.Atoi(f[2])
-			s.ExitCode, _ = strconv.Atoi(f[3])
-			s.Seconds, _ = strconv.ParseFloat(f[4], 64)
-		}
+		r := p.exec(dockertest.SlotArgv(name)...)
+		s := dockertest.ParseSlot(r)
 		if want(s) {
 			return poll.Success()
 		}

@@ -8,15 +8,14 @@ import (
 	"io"
 	"net/http"
 	"os"
-	"path/filepath"
 	"regexp"
-	"runtime"
 	"strconv"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	"gotest.tools/v3/icmd"
 	"gotest.tools/v3/poll"
@@ -40,18 +39,13 @@ func requireEngine(t testing.TB) {
 		t.Skip("harness: skipped with -short (it runs the real image in a Docker engine)")
 	}
 	engineOnce.Do(func() {
-		if r := icmd.RunCommand("docker", "info", "--format", "{{.ServerVersion}}"); r.ExitCode != 0 {
-			engineReason = "harness: no Docker engine reachable (docker info: " + strings.TrimSpace(r.Combined()) + "); run .ci/provision"
+		if p := dockertest.EngineProblem(); p != "" {
+			engineReason = "harness: " + p
 		}
 	})
 	if engineReason != "" {
 		t.Skip(engineReason)
 	}
-}
-
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(file))
 }
 
 // testImage is the image under test: $HERMES_TEST_IMAGE, or the bake test
@@ -65,9 +59,9 @@ func testImage(t testing.TB) string {
 			return
 		}
 		cmd := icmd.Command("docker", "buildx", "bake", "test")
-		r := icmd.RunCmd(cmd, icmd.Dir(repoRoot()))
+		r := icmd.RunCmd(cmd, icmd.Dir(dockertest.RepoRoot()))
 		if r.ExitCode != 0 {
-			imageErr = "building the test image with `docker buildx bake test` failed:\n" + tail(r.Combined(), 40)
+			imageErr = "building the test image with `docker buildx bake test` failed:\n" + dockertest.Tail(r.Combined(), 40)
 			return
 		}
 		imageName = "hermes-s6:test"
@@ -76,14 +70,6 @@ func testImage(t testing.TB) string {
 		t.Fatal(imageErr)
 	}
 	return imageName
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
 }
 
 // Container is one running container under test, removed at cleanup.
@@ -155,7 +141,7 @@ func Start(t testing.TB, image string, opts ...RunOpt) *Container {
 	args = append(args, o.args...)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("docker logs %s:\n%s", c.Name, tail(icmd.RunCommand("docker", "logs", c.Name).Combined(), 80))
+			t.Logf("docker logs %s:\n%s", c.Name, dockertest.Tail(icmd.RunCommand("docker", "logs", c.Name).Combined(), 80))
 		}
 		icmd.RunCommand("docker", "rm", "-f", "-v", c.Name)
 	})
@@ -212,32 +198,12 @@ func (c *Container) Inspect(format string) string {
 // Running reports whether the container runs.
 func (c *Container) Running() bool { return c.Inspect("{{.State.Running}}") == "true" }
 
-// Slot is a slot's state from s6-svstat.
-type Slot struct {
-	Exists, Up, WantUp bool
-	Pid, ExitCode      int
-	Seconds            float64
-}
-
-func (s Slot) String() string {
-	return fmt.Sprintf("exists=%v up=%v wantup=%v pid=%d exit=%d for=%.0fs", s.Exists, s.Up, s.WantUp, s.Pid, s.ExitCode, s.Seconds)
-}
+// Slot is a slot's state in the container.
+type Slot = dockertest.Slot
 
 // Slot reads a slot's state with s6-svstat inside the container.
 func (c *Container) Slot(name string) Slot {
-	r := c.Exec("/command/s6-svstat", "-o", "up,wantedup,pid,exitcode,updownfor", "/run/service/"+name)
-	if r.ExitCode != 0 {
-		return Slot{}
-	}
-	f := strings.Fields(r.Stdout())
-	if len(f) != 5 {
-		return Slot{}
-	}
-	s := Slot{Exists: true, Up: f[0] == "true", WantUp: f[1] == "true"}
-	s.Pid, _ = strconv.Atoi(f[2])
-	s.ExitCode, _ = strconv.Atoi(f[3])
-	s.Seconds, _ = strconv.ParseFloat(f[4], 64)
-	return s
+	return dockertest.ParseSlot(c.Exec(dockertest.SlotArgv(name)...))
 }
 
 // SlotIs polls until the slot satisfies want.

@@ -6,6 +6,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"github.com/moby/buildkit/frontend/dockerfile/instructions"
 	"github.com/moby/buildkit/frontend/dockerfile/parser"
 	"gotest.tools/v3/assert"
@@ -19,7 +20,7 @@ var upstreamExtras = []string{"all", "messaging", "otlp", "anthropic", "bedrock"
 // stage parses the Dockerfile with BuildKit's own parser and returns stage name.
 func stage(t *testing.T, name string) instructions.Stage {
 	t.Helper()
-	f, err := os.Open(filepath.Join(repoRoot(), "Dockerfile"))
+	f, err := os.Open(filepath.Join(dockertest.RepoRoot(), "Dockerfile"))
 	assert.NilError(t, err)
 	defer f.Close()
 	res, err := parser.Parse(f)

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
@@ -95,7 +96,7 @@ func TestNotPID1FallsBackToTheForeground(t *testing.T) {
 		assert.Check(t, is.Equal(gatewayUID(t, c), 10000), "the gateway still runs as hermes")
 		logs := c.Logs()
 		assert.Check(t, is.Equal(strings.Count(logs, "hermes-init: warning: not PID 1"), 1), logs)
-		assert.Check(t, !strings.Contains(logs, breadcrumbMark), "no redirect")
+		assert.Check(t, !strings.Contains(logs, dockertest.BreadcrumbMark), "no redirect")
 		assert.Check(t, !strings.Contains(logs, "address already in use"), logs)
 		owner := strings.TrimSpace(c.Exec("stat", "-c", "%U", "/opt/data/logs/gateways").Stdout())
 		assert.Check(t, is.Equal(owner, "hermes"), "the setup step ran")

@@ -9,6 +9,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
@@ -23,7 +24,7 @@ import (
 // deploy/helm's golden test).
 func chartPod(t *testing.T) corev1.PodTemplateSpec {
 	t.Helper()
-	b, err := os.ReadFile(filepath.Join(repoRoot(), "deploy", "kubernetes", "hermes-s6.yaml"))
+	b, err := os.ReadFile(filepath.Join(dockertest.RepoRoot(), "deploy", "kubernetes", "hermes-s6.yaml"))
 	assert.NilError(t, err)
 	for _, doc := range strings.Split(string(b), "\n---") {
 		if !strings.Contains(doc, "kind: StatefulSet") {

@@ -11,6 +11,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
@@ -80,11 +81,11 @@ func podmanLoad(image string, prefix []string) (string, string) {
 		return "", fmt.Sprintf("docker save %s: %v: %s", image, serr, saveErr.String())
 	}
 	if lerr != nil {
-		return "", fmt.Sprintf("podman load: %v: %s", lerr, tail(string(out), 20))
+		return "", fmt.Sprintf("podman load: %v: %s", lerr, dockertest.Tail(string(out), 20))
 	}
 	m := loadedRe.FindStringSubmatch(string(out))
 	if m == nil {
-		return "", "podman load: no loaded image in its output: " + tail(string(out), 20)
+		return "", "podman load: no loaded image in its output: " + dockertest.Tail(string(out), 20)
 	}
 	return m[1], ""
 }
@@ -111,7 +112,7 @@ func startPodman(t *testing.T, prefix []string, image string, flags []string, ar
 	c := &podmanCtr{Name: uniqueName(t), prefix: prefix}
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("podman logs %s:\n%s", c.Name, tail(c.podman("logs", c.Name).Combined(), 80))
+			t.Logf("podman logs %s:\n%s", c.Name, dockertest.Tail(c.podman("logs", c.Name).Combined(), 80))
 		}
 		c.podman("rm", "-f", c.Name)
 	})
@@ -122,14 +123,7 @@ func startPodman(t *testing.T, prefix []string, image string, flags []string, ar
 }
 
 func (c *podmanCtr) slot(name string) Slot {
-	r := c.execAs("root", "/command/s6-svstat", "-o", "up,wantedup,pid", "/run/service/"+name)
-	f := strings.Fields(r.Stdout())
-	if r.ExitCode != 0 || len(f) != 3 {
-		return Slot{}
-	}
-	s := Slot{Exists: true, Up: f[0] == "true", WantUp: f[1] == "true"}
-	s.Pid, _ = strconv.Atoi(f[2])
-	return s
+	return dockertest.ParseSlot(c.execAs("root", dockertest.SlotArgv(name)...))
 }
 
 func (c *podmanCtr) slotIs(name, what string, want func(Slot) bool) poll.Check {
@@ -169,7 +163,7 @@ func (c *podmanCtr) healthcheckPasses() poll.Check {
 func supervisedGateway(t *testing.T, prefix []string, image string, flags ...string) *podmanCtr {
 	t.Helper()
 	c := startPodman(t, prefix, image, flags, "gateway", "run")
-	poll.WaitOn(t, c.logContains(breadcrumbMark), waitOpts...)
+	poll.WaitOn(t, c.logContains(dockertest.BreadcrumbMark), waitOpts...)
 	poll.WaitOn(t, c.slotIs("gateway-default", "up", isUp), waitOpts...)
 	r := c.execAs("root", "/command/s6-svstat", "/run/service/gateway-default")
 	assert.Check(t, is.Contains(r.Stdout(), "up"), "s6-svstat: %s", r.Combined())
@@ -253,7 +247,7 @@ func rootlessUser(t *testing.T) []string {
 	icmd.RunCommand("chown", user, runtimeDir).Assert(t, icmd.Success)
 	r := icmd.RunCommand(prefix[0], append(prefix[1:], "podman", "info")...)
 	if r.ExitCode != 0 {
-		t.Skip("rootless podman info: " + tail(strings.TrimSpace(r.Combined()), 5))
+		t.Skip("rootless podman info: " + dockertest.Tail(strings.TrimSpace(r.Combined()), 5))
 	}
 	return prefix
 }

@@ -4,6 +4,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
@@ -11,8 +12,6 @@ import (
 
 // gatewayRE matches a gateway process (the front or the agent), not rc.init.
 const gatewayRE = `^\S*hermes(-agent)?( -p \S+)? gateway run`
-
-const breadcrumbMark = "now runs the gateway under s6 supervision"
 
 // cmdProcess is the container's CMD process: the child of the stage-2
 // process (rc.init).
@@ -33,7 +32,7 @@ func TestRedirectFires(t *testing.T) {
 		c := Start(t, image, Publish(8642), Cmd("gateway", "run"))
 		poll.WaitOn(t, c.SlotIs("gateway-default", "up and wanted up", isUp), waitOpts...)
 		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
-		poll.WaitOn(t, c.LogContains(breadcrumbMark), waitOpts...)
+		poll.WaitOn(t, c.LogContains(dockertest.BreadcrumbMark), waitOpts...)
 
 		assert.Check(t, c.Running(), "the container must keep running")
 		procs := c.Procs()
@@ -56,15 +55,18 @@ func TestNoRecursion(t *testing.T) {
 	forEachSource(t, func(t *testing.T, image string) {
 		c := Start(t, image, Publish(8642), Cmd("gateway", "run"))
 		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
-		// Wait until the supervised slot has settled into what it runs: a
-		// gateway (right) or a second `sleep infinity` (recursion).
+		// Wait until the CMD has become `sleep infinity` (the front execs it
+		// right after starting the slot) and the supervised slot has settled
+		// into what it runs: a gateway (right) or a second `sleep infinity`
+		// (recursion).
 		var procs []Proc
 		poll.WaitOn(t, func(poll.LogT) poll.Result {
 			procs = c.Procs()
-			if len(procsMatching(procs, gatewayRE)) > 0 || len(procsMatching(procs, `^sleep infinity$`)) > 1 {
+			cmd, ok := cmdProcess(procs)
+			if ok && cmd.Args == "sleep infinity" && (len(procsMatching(procs, gatewayRE)) > 0 || len(procsMatching(procs, `^sleep infinity$`)) > 1) {
 				return poll.Success()
 			}
-			return poll.Continue("slot not settled yet:\n%s", procTree(procs))
+			return poll.Continue("not settled yet:\n%s", procTree(procs))
 		}, waitOpts...)
 		sleeps := procsMatching(procs, `^sleep infinity$`)
 		gateways := procsMatching(procs, gatewayRE)
@@ -110,7 +112,7 @@ func assertForeground(t *testing.T, c *Container) {
 	assert.Assert(t, ok, "no CMD process:\n%s", procTree(procs))
 	assert.Check(t, strings.Contains(cmd.Args, "gateway run"), "the CMD process must be the gateway itself:\n%s", procTree(procs))
 	assert.Check(t, is.Len(procsMatching(procs, `^sleep infinity$`), 0), "no `sleep infinity` in foreground mode:\n%s", procTree(procs))
-	assert.Check(t, !strings.Contains(c.Logs(), breadcrumbMark), "no breadcrumb in foreground mode")
+	assert.Check(t, !strings.Contains(c.Logs(), dockertest.BreadcrumbMark), "no breadcrumb in foreground mode")
 	s := c.Slot("gateway-default")
 	assert.Check(t, s.Exists && !s.WantUp && !s.Up, "gateway-default must exist and not be wanted up: %s", s)
 }
@@ -133,7 +135,7 @@ func TestNoSuperviseEnvTable(t *testing.T) {
 				assertForeground(t, c)
 				return
 			}
-			poll.WaitOn(t, c.LogContains(breadcrumbMark), waitOpts...)
+			poll.WaitOn(t, c.LogContains(dockertest.BreadcrumbMark), waitOpts...)
 			assert.Check(t, isUp(c.Slot("gateway-default")), "HERMES_GATEWAY_NO_SUPERVISE=%q must not opt out", tc.value)
 		})
 	}

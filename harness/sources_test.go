@@ -6,6 +6,7 @@ import (
 	"sync"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/icmd"
 )
 
@@ -28,7 +29,7 @@ func releaseTestImage(t testing.TB) (string, string) {
 		}
 		cmd := icmd.Command("docker", "buildx", "bake", "test")
 		cmd.Env = append(os.Environ(), "TEST_S6_SOURCE=release")
-		r := icmd.RunCmd(cmd, icmd.Dir(repoRoot()))
+		r := icmd.RunCmd(cmd, icmd.Dir(dockertest.RepoRoot()))
 		if r.ExitCode != 0 {
 			why := "build failed"
 			for _, line := range strings.Split(r.Combined(), "\n") {

@@ -7,17 +7,27 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
 	"gotest.tools/v3/poll"
 )
 
+// gatewayUID is the uid of the container's one gateway process. It waits
+// until there is one: a redirected `gateway run` front is still a gateway
+// command line for the moment between the supervised gateway answering and
+// the front's exec of `sleep infinity`.
 func gatewayUID(t *testing.T, c *Container) int {
 	t.Helper()
-	procs := c.Procs()
-	gws := procsMatching(procs, gatewayRE)
-	assert.Assert(t, is.Len(gws, 1), "one gateway process:\n%s", procTree(procs))
+	var gws []Proc
+	poll.WaitOn(t, func(poll.LogT) poll.Result {
+		procs := c.Procs()
+		if gws = procsMatching(procs, gatewayRE); len(gws) == 1 {
+			return poll.Success()
+		}
+		return poll.Continue("want one gateway process:\n%s", procTree(procs))
+	}, waitOpts...)
 	return gws[0].UID
 }
 
@@ -71,7 +81,7 @@ func TestRunAsHermesUser(t *testing.T) {
 		c := Start(t, image, Publish(8642), Flags("--user", "10000:10000"), Cmd("gateway", "run"))
 		poll.WaitOn(t, c.SlotIs("gateway-default", "up", isUp), waitOpts...)
 		poll.WaitOn(t, c.Healthy(8642, nil), waitOpts...)
-		poll.WaitOn(t, c.LogContains(breadcrumbMark), waitOpts...)
+		poll.WaitOn(t, c.LogContains(dockertest.BreadcrumbMark), waitOpts...)
 		assert.Check(t, is.Equal(gatewayUID(t, c), 10000))
 	})
 }

@@ -8,6 +8,7 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"go.yaml.in/yaml/v3"
 	"golang.org/x/mod/modfile"
 	"gotest.tools/v3/assert"
@@ -41,7 +42,7 @@ type workflow struct {
 
 func readWorkflow(t *testing.T, name string) *workflow {
 	t.Helper()
-	path := filepath.Join(repoRoot(), ".github", "workflows", name)
+	path := filepath.Join(dockertest.RepoRoot(), ".github", "workflows", name)
 	b, err := os.ReadFile(path)
 	assert.NilError(t, err)
 	w := &workflow{path: path, root: &yaml.Node{}}
@@ -204,7 +205,7 @@ func TestWorkflowCIRunsTestsAndHarness(t *testing.T) {
 // BuildKit version the tools module pins (the one .ci/provision builds).
 func TestWorkflowBuildKitMatchesGoMod(t *testing.T) {
 	const gomod = ".ci/tools/go.mod"
-	b, err := os.ReadFile(filepath.Join(repoRoot(), gomod))
+	b, err := os.ReadFile(filepath.Join(dockertest.RepoRoot(), gomod))
 	assert.NilError(t, err)
 	f, err := modfile.ParseLax(gomod, b, nil)
 	assert.NilError(t, err)

@@ -3,7 +3,6 @@ package publish
 import (
 	"archive/tar"
 	"context"
-	"crypto/rand"
 	"crypto/sha256"
 	"encoding/binary"
 	"encoding/hex"
@@ -16,7 +15,6 @@ import (
 	"os"
 	"path"
 	"path/filepath"
-	"runtime"
 	"sort"
 	"strings"
 	"testing"
@@ -29,6 +27,7 @@ import (
 	"github.com/google/go-containerregistry/pkg/v1/remote"
 	"gotest.tools/v3/icmd"
 
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"github.com/hermes-agent/hermes-s6/tools/ocibase"
 )
 
@@ -41,20 +40,15 @@ const (
 	emAArch64 = 183
 )
 
-func repoRoot() string {
-	_, file, _, _ := runtime.Caller(0)
-	return filepath.Dir(filepath.Dir(filepath.Dir(file)))
-}
-
 // skipReason says why the package cannot run here, or "".
 func skipReason() string {
 	if testing.Short() {
 		return "skipped with -short (builds and pushes the multi-arch hermetic image)"
 	}
-	if r := icmd.RunCommand("docker", "info", "--format", "{{.ServerVersion}}"); r.ExitCode != 0 {
-		return "no Docker engine reachable (docker info: " + firstLine(r.Combined()) + "); run sh .ci/provision"
+	if p := dockertest.EngineProblem(); p != "" {
+		return p
 	}
-	base := filepath.Join(repoRoot(), ".cache", "base-oci")
+	base := filepath.Join(dockertest.RepoRoot(), ".cache", "base-oci")
 	have, err := ocibase.Platforms(base, "trixie")
 	if err != nil {
 		return fmt.Sprintf("no hermetic base image (%v); run sh .ci/provision", err)
@@ -73,28 +67,6 @@ func skipReason() string {
 		return "the current buildx builder cannot build linux/arm64 (no qemu-aarch64 in binfmt_misc?); run sh .ci/provision"
 	}
 	return ""
-}
-
-func firstLine(s string) string {
-	s = strings.TrimSpace(s)
-	if i := strings.IndexByte(s, '\n'); i >= 0 {
-		s = s[:i]
-	}
-	return s
-}
-
-func tail(s string, n int) string {
-	lines := strings.Split(strings.TrimRight(s, "\n"), "\n")
-	if len(lines) > n {
-		lines = lines[len(lines)-n:]
-	}
-	return strings.Join(lines, "\n")
-}
-
-func randHex(n int) string {
-	b := make([]byte, n)
-	rand.Read(b)
-	return hex.EncodeToString(b)
 }
 
 // Registry is go-containerregistry's registry, in process on 127.0.0.1.
@@ -164,7 +136,7 @@ var srcDir string
 // ignored) into dir, plus the hermetic base layout and CA bundle of .cache
 // (hard links where possible).
 func snapshot(dir string) error {
-	root := repoRoot()
+	root := dockertest.RepoRoot()
 	r := icmd.RunCmd(icmd.Command("git", "ls-files", "-z", "-c", "-o", "--exclude-standard"), icmd.Dir(root))
 	if r.ExitCode != 0 {
 		return fmt.Errorf("git ls-files: %s", r.Combined())
@@ -175,7 +147,7 @@ func snapshot(dir string) error {
 			return err
 		}
 	}
-	for _, f := range []string{".cache/base-oci", ".cache/ca-bundle.crt"} {
+	for _, f := range []string{".cache/base-oci", ".cache/ca-bundle.crt", "docker-bake.override.hcl"} {
 		err := filepath.WalkDir(filepath.Join(root, f), func(p string, d os.DirEntry, err error) error {
 			if err != nil || d.IsDir() {
 				return err
@@ -261,7 +233,7 @@ func publishEnv(image, version, revision, epoch string) []string {
 
 func git(t testing.TB, args ...string) string {
 	t.Helper()
-	r := icmd.RunCmd(icmd.Command("git", args...), icmd.Dir(repoRoot()))
+	r := icmd.RunCmd(icmd.Command("git", args...), icmd.Dir(dockertest.RepoRoot()))
 	r.Assert(t, icmd.Success)
 	return strings.TrimSpace(r.Stdout())
 }

@@ -23,6 +23,7 @@ import (
 	"time"
 
 	v1 "github.com/google/go-containerregistry/pkg/v1"
+	"github.com/hermes-agent/hermes-s6/harness/internal/dockertest"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/icmd"
@@ -33,8 +34,7 @@ import (
 // Fixed, so a warm run reuses the build cache.
 const version = "0.0.0-test"
 
-// breadcrumbMark is in the redirect's breadcrumb (see harness/redirect_test.go).
-const breadcrumbMark = "now runs the gateway under s6 supervision"
+// dockertest.BreadcrumbMark is in the redirect's breadcrumb (see harness/redirect_test.go).
 
 var (
 	skip string
@@ -92,7 +92,7 @@ func published(t *testing.T) *Published {
 		revision = git(t, "rev-parse", "HEAD")
 		r := cleanBake(t, reg.Repo("hermes-s6"))
 		if r.ExitCode != 0 {
-			pubErr = "docker buildx bake publish-hermetic failed:\n" + tail(r.Combined(), 60)
+			pubErr = "docker buildx bake publish-hermetic failed:\n" + dockertest.Tail(r.Combined(), 60)
 			return
 		}
 		p, err := readPublished(reg.Repo("hermes-s6") + ":" + version + "-hermetic")
@@ -226,10 +226,10 @@ func TestPublishedImageBoots(t *testing.T) {
 	arch.Assert(t, icmd.Success)
 	assert.Check(t, is.Equal(strings.TrimSpace(arch.Stdout()), "linux/amd64"))
 
-	cname := "hermes-publish-boot-" + randHex(4)
+	cname := "hermes-publish-boot-" + dockertest.RandHex(4)
 	t.Cleanup(func() {
 		if t.Failed() {
-			t.Logf("docker logs %s:\n%s", cname, tail(icmd.RunCommand("docker", "logs", cname).Combined(), 60))
+			t.Logf("docker logs %s:\n%s", cname, dockertest.Tail(icmd.RunCommand("docker", "logs", cname).Combined(), 60))
 		}
 		icmd.RunCommand("docker", "rm", "-f", "-v", cname)
 	})
@@ -247,7 +247,7 @@ func TestPublishedImageBoots(t *testing.T) {
 		return poll.Continue("gateway-default not up yet: %s", strings.TrimSpace(r.Combined()))
 	}, opts...)
 	poll.WaitOn(t, func(poll.LogT) poll.Result {
-		if strings.Contains(icmd.RunCommand("docker", "logs", cname).Combined(), breadcrumbMark) {
+		if strings.Contains(icmd.RunCommand("docker", "logs", cname).Combined(), dockertest.BreadcrumbMark) {
 			return poll.Success()
 		}
 		return poll.Continue("no redirect breadcrumb in docker logs yet")
@@ -260,11 +260,11 @@ func TestPublishToUnreachableRegistryFails(t *testing.T) {
 	published(t) // the build itself is warm: only the push fails
 	before, err := reg.Tags()
 	assert.NilError(t, err)
-	r := bake(t, publishEnv("127.0.0.1:1/hermes-s6", "unreachable-"+randHex(3), revision, epoch), "publish-hermetic")
+	r := bake(t, publishEnv("127.0.0.1:1/hermes-s6", "unreachable-"+dockertest.RandHex(3), revision, epoch), "publish-hermetic")
 	assert.Check(t, r.ExitCode != 0, "pushing to 127.0.0.1:1 must fail")
 	out := r.Combined()
-	assert.Check(t, is.Contains(out, "127.0.0.1:1"), "the error must name the registry:\n%s", tail(out, 20))
-	assert.Check(t, is.Contains(out, "connection refused"), "the error must say why:\n%s", tail(out, 20))
+	assert.Check(t, is.Contains(out, "127.0.0.1:1"), "the error must name the registry:\n%s", dockertest.Tail(out, 20))
+	assert.Check(t, is.Contains(out, "connection refused"), "the error must say why:\n%s", dockertest.Tail(out, 20))
 	after, err := reg.Tags()
 	assert.NilError(t, err)
 	assert.Check(t, is.DeepEqual(after, before), "a failed push must leave no tag in the good registry")
@@ -321,7 +321,7 @@ func TestPublishIsReproducible(t *testing.T) {
 	p := published(t) // a clean build; epoch, revision
 	repo := reg.Repo("hermes-s6-rebuild")
 	r := cleanBake(t, repo)
-	assert.Assert(t, r.ExitCode == 0, "clean rebuild to %s failed:\n%s", repo, tail(r.Combined(), 60))
+	assert.Assert(t, r.ExitCode == 0, "clean rebuild to %s failed:\n%s", repo, dockertest.Tail(r.Combined(), 60))
 	b, err := readPublished(repo + ":" + version + "-hermetic")
 	assert.NilError(t, err)
 	t.Logf("SOURCE_DATE_EPOCH=%s revision=%s", epoch, revision)

@@ -98,3 +98,25 @@ func TestIs(t *testing.T) {
 	assert.Check(t, !l.Is("profile", "delete"))
 	assert.Check(t, !l.Is("profile", "create", "x", "y"))
 }
+
+func TestOwnership(t *testing.T) {
+	for _, tc := range []struct {
+		cmd        []string
+		env        string
+		owner      string
+		noGateways bool
+	}{
+		{nil, "", "", false},
+		{[]string{"hermes", "gateway", "run"}, "", "", false},
+		{[]string{"hermes", "gateway", "run"}, "true", "default", false},
+		{[]string{"gateway", "run", "--no-supervise"}, "", "default", false},
+		{[]string{"--profile=a", "-p", "b", "gateway", "run", "--no-supervise"}, "", "b", false},
+		{[]string{"-p", "../x", "gateway", "run", "--no-supervise"}, "", "", false},
+		{[]string{"/usr/local/bin/hermes", "-p", "work", "dashboard"}, "", "", true},
+		{[]string{"chat"}, "1", "", false},
+	} {
+		owner, none := Ownership(tc.cmd, func(string) string { return tc.env })
+		assert.Check(t, is.Equal(owner, tc.owner), "%q %s", tc.cmd, tc.env)
+		assert.Check(t, is.Equal(none, tc.noGateways), "%q %s", tc.cmd, tc.env)
+	}
+}

@@ -24,6 +24,7 @@ import (
 	"sync"
 	"text/template"
 
+	"github.com/hermes-agent/hermes-s6/tools/account"
 	"github.com/hermes-agent/hermes-s6/tools/contenv"
 )
 
@@ -133,7 +134,7 @@ func DashboardSlot() Slot {
 
 // Defaults for the zero values of Slot.
 const (
-	DefaultUser  = "hermes"
+	DefaultUser  = account.Hermes
 	DefaultFront = "/usr/local/bin/hermes"
 	DefaultShell = "/bin/sh"
 	DefaultTool  = "/usr/local/bin/hermes-s6"

@@ -18,23 +18,23 @@ type Status struct {
 	Seconds    float64 // seconds in the current up/down state
 }
 
-// svstatFields are the s6-svstat -o fields Status is parsed from. They are
+// SvstatFields are the s6-svstat -o fields Status is parsed from. They are
 // the same in s6 2.11 (Debian bookworm), 2.13/2.14 (trixie, s6-overlay 3.2).
-const svstatFields = "up,wantedup,normallyup,ready,pid,exitcode,signal,updownfor"
+const SvstatFields = "up,wantedup,normallyup,ready,pid,exitcode,signal,updownfor"
 
 // Status queries slot name with s6-svstat.
 func (m *Manager) Status(name string) (Status, error) {
 	if err := m.mustExist(name); err != nil {
 		return Status{}, err
 	}
-	out, err := m.run("s6-svstat", "-o", svstatFields, m.Dir(name))
+	out, err := m.run("s6-svstat", "-o", SvstatFields, m.Dir(name))
 	if err != nil {
 		return Status{}, err
 	}
 	return ParseStatus(out)
 }
 
-// ParseStatus parses one line of `s6-svstat -o` output for svstatFields.
+// ParseStatus parses one line of `s6-svstat -o` output for SvstatFields.
 func ParseStatus(line string) (Status, error) {
 	f := strings.Fields(line)
 	if len(f) != 8 {

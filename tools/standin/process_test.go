@@ -20,6 +20,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/hermes-agent/hermes-s6/tools/internal/syncbuf"
 	"gotest.tools/v3/assert"
 	is "gotest.tools/v3/assert/cmp"
 	"gotest.tools/v3/poll"
@@ -62,29 +63,11 @@ func standinBinary(t *testing.T) string {
 // waitOpts bounds every wait in these tests.
 var waitOpts = []poll.SettingOp{poll.WithTimeout(15 * time.Second), poll.WithDelay(20 * time.Millisecond)}
 
-// syncBuffer collects output safely from exec.Cmd's copying goroutines.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf strings.Builder
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // agent is a running stand-in process, reaped by a goroutine.
 type agent struct {
 	cmd    *exec.Cmd
-	stdout syncBuffer
-	stderr syncBuffer
+	stdout syncbuf.Buffer
+	stderr syncbuf.Buffer
 	done   chan struct{}
 	state  *os.ProcessState // valid once done is closed
 }

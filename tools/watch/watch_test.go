@@ -7,7 +7,6 @@ import (
 	"os/user"
 	"path/filepath"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -17,6 +16,7 @@ import (
 	"gotest.tools/v3/poll"
 
 	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
+	"github.com/hermes-agent/hermes-s6/tools/internal/syncbuf"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
 )
@@ -58,24 +58,6 @@ func TestDescribe(t *testing.T) {
 	}
 }
 
-// syncBuffer is the watcher's docker log, read while the watcher writes.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // logged waits until out holds want.
 func logged(out fmt.Stringer, want string) poll.Check {
 	return func(poll.LogT) poll.Result {
@@ -110,7 +92,7 @@ func TestWatcherFollowsACrashingSlot(t *testing.T) {
 	slot.Front, slot.Shell, slot.User, slot.Tool = standInGateway(t), "/bin/sh", u.Username, s6test.Tool(t)
 	assert.NilError(t, m.Register(slot))
 
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	history := filepath.Join(t.TempDir(), "history.log")
 	w := &Watcher{S6: m, Out: out, History: history, Interval: 20 * time.Millisecond,
 		Now: func() time.Time { return time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC) }}
@@ -176,7 +158,7 @@ func TestWatcherSeesAChangeWithinOneTimestampTick(t *testing.T) {
 		return poll.Continue("gateway-tick not up")
 	}, pollOpts...)
 
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	w := &Watcher{S6: m, Out: out}
 	w.Scan()
 	assert.Check(t, is.Contains(out.String(), "gateway-tick started"))
@@ -191,7 +173,7 @@ func TestWatcherSeesAChangeWithinOneTimestampTick(t *testing.T) {
 }
 
 func TestScanWithoutAScanDirectory(t *testing.T) {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	w := &Watcher{S6: s6.New(filepath.Join(t.TempDir(), "missing")), Out: out}
 	w.Scan()
 	assert.Check(t, is.Equal(out.String(), ""))
@@ -205,7 +187,7 @@ func TestScanSkipsUnsupervisedSlots(t *testing.T) {
 	// A status file, but no supervisor to ask.
 	assert.NilError(t, os.MkdirAll(filepath.Join(scan, "orphan", "supervise"), 0o755))
 	assert.NilError(t, os.WriteFile(filepath.Join(scan, "orphan", "supervise", "status"), nil, 0o644))
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	w := &Watcher{S6: m, Out: out}
 	w.Scan()
 	assert.Check(t, is.Equal(out.String(), ""))
@@ -215,7 +197,7 @@ func TestHistoryIsRotated(t *testing.T) {
 	history := filepath.Join(t.TempDir(), "history.log")
 	full := bytes.Repeat([]byte("old line\n"), HistoryMax/9+1)
 	assert.NilError(t, os.WriteFile(history, full, 0o644))
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	w := &Watcher{Out: out, History: history, Now: func() time.Time { return time.Unix(0, 0) }}
 	w.emit("gateway-x started (pid 1)")
 
@@ -229,7 +211,7 @@ func TestHistoryIsRotated(t *testing.T) {
 }
 
 func TestEmitWithoutHistory(t *testing.T) {
-	out := &syncBuffer{}
+	out := &syncbuf.Buffer{}
 	w := &Watcher{Out: out}
 	w.emit("dashboard stopped")
 	assert.Check(t, is.Equal(out.String(), "hermes-watch: dashboard stopped\n"))
@@ -244,7 +226,7 @@ func TestWatcherKeepsDownMarkersInStep(t *testing.T) {
 	assert.NilError(t, m.Register(slot))
 	marker := filepath.Join(m.Dir("gateway-work"), "down")
 
-	w := &Watcher{S6: m, Out: &syncBuffer{}, Interval: 20 * time.Millisecond, Markers: true}
+	w := &Watcher{S6: m, Out: &syncbuf.Buffer{}, Interval: 20 * time.Millisecond, Markers: true}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { w.Run(stop); close(done) }()

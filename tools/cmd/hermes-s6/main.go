@@ -1,16 +1,11 @@
-// Command hermes-s6 is the one multi-call binary of the image. It is
-// installed once and linked under the names it answers to:
+// Command hermes-s6 is the one multi-call binary of the image: the front
+// (`hermes`), the ENTRYPOINT and CMD wrapper, the cont-init, cont-finish and
+// service programs, the debian stage layer, and what the run scripts exec.
+// Its names and what each does are the table in tools/commands (Table); the
+// image links the binary under the names marked there (`hermes-s6 links`).
 //
-//	hermes             the in-container front (gateway/profile verbs, redirect)
-//	hermes-entrypoint  the CMD wrapper (S6_CMD_ARG0)
-//	render-run         renders service directories (image build time)
-//	hermes-setup       cont-init: uid/gid remap, $HERMES_HOME tree, permissions
-//	hermes-reconcile   cont-init: restores every slot's desired state
-//	hermes-watch       the main-hermes service: logs every slot state change
-//	hermes-slots-down  cont-finish: brings every slot down, bounded
-//	init, rc.init      the debian stage layer (stage 1 and 2); `hermes-s6 stage3`
-//
-// Called as hermes-s6, the first argument names the command.
+// Called as hermes-s6, the first argument names the command; with none, it
+// lists them.
 package main
 
 import (
