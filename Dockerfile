@@ -173,6 +173,8 @@ for e in $(echo "${HERMES_AGENT_EXTRAS}" | tr ',' ' '); do extras="$extras --ext
 # shellcheck disable=SC2086
 uv sync --project /tmp/agent --frozen --no-dev --no-editable --python 3.14 $extras
 rm -rf /tmp/agent
+# Logs and caches that record when the build ran: out, for reproducible layers.
+rm -rf /var/log/dpkg.log /var/log/apt /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 mkdir -p /opt/hermes/bin
 ln -s ../venv/bin/hermes /opt/hermes/bin/hermes-agent
 EOT

@@ -8,6 +8,7 @@ package harness
 import (
 	"bytes"
 	"crypto/sha256"
+	"encoding/json"
 	"fmt"
 	"maps"
 	"net/http"
@@ -311,4 +312,61 @@ func TestS6DownloadIsCheckedOnArrival(t *testing.T) {
 		}
 	}
 	bake(env, args...).Assert(t, icmd.Expected{ExitCode: 1, Err: "digest mismatch sha256:" + got})
+}
+
+// TestProductionTimestampsComeFromSourceDateEpoch: the production targets
+// pass SOURCE_DATE_EPOCH to the build (BuildKit takes it for every stage:
+// the config's created time, and with rewrite-timestamp every layer's file
+// times are clamped to it) and the pushed ones rewrite the timestamps; the
+// CREATED label is the same instant. And no layer of the production image
+// keeps a record of when the build ran: every RUN of its stages that runs
+// apt-get install removes dpkg's and apt's logs and ldconfig's cache.
+func TestProductionTimestampsComeFromSourceDateEpoch(t *testing.T) {
+	t.Parallel()
+	requireEngine(t)
+	r := bake([]string{"SOURCE_DATE_EPOCH=1700000000"}, "--print", "image", "release", "release-by-digest")
+	r.Assert(t, icmd.Success)
+	var printed struct {
+		Target map[string]struct {
+			Args   map[string]string   `json:"args"`
+			Output []map[string]string `json:"output"`
+		} `json:"target"`
+	}
+	assert.NilError(t, json.Unmarshal([]byte(r.Stdout()), &printed))
+	for _, name := range []string{"image", "release", "release-by-digest"} {
+		tg, ok := printed.Target[name]
+		if !assert.Check(t, ok, "bake printed no target %s", name) {
+			continue
+		}
+		assert.Check(t, is.Equal(tg.Args["SOURCE_DATE_EPOCH"], "1700000000"), name)
+		assert.Check(t, is.Equal(tg.Args["CREATED"], "2023-11-14T22:13:20Z"), name)
+		if name != "image" {
+			assert.Assert(t, is.Len(tg.Output, 1), name)
+			assert.Check(t, is.Equal(tg.Output[0]["rewrite-timestamp"], "true"), "%s: the pushed image's layers get SOURCE_DATE_EPOCH times", name)
+		}
+	}
+
+	// The production image's stages, from the final one down its FROMs
+	// (S6_SOURCE=release, HERMES_AGENT=real).
+	for _, name := range []string{"base", "agent-real", "s6-release", "image"} {
+		for _, cmd := range stage(t, name).Commands {
+			run, ok := cmd.(*instructions.RunCommand)
+			if !ok {
+				continue
+			}
+			var installs, removed bool
+			var rmWords []string
+			for _, words := range simpleCommands(runText(run)) {
+				installs = installs || (path.Base(words[0]) == "apt-get" && slices.Contains(words, "install"))
+				if words[0] == "rm" {
+					rmWords = append(rmWords, words...)
+				}
+			}
+			if installs {
+				removed = slices.Contains(rmWords, "/var/log/dpkg.log") && slices.Contains(rmWords, "/var/log/apt") &&
+					slices.Contains(rmWords, "/var/log/alternatives.log") && slices.Contains(rmWords, "/var/cache/ldconfig/aux-cache")
+				assert.Check(t, removed, "stage %s line %d: apt-get install leaves dated logs in the layer (rm -rf /var/log/dpkg.log /var/log/apt /var/log/alternatives.log /var/cache/ldconfig/aux-cache)", name, run.Location()[0].Start.Line)
+			}
+		}
+	}
 }
