@@ -9,6 +9,7 @@ import (
 	"archive/tar"
 	"bufio"
 	"bytes"
+	"crypto/sha256"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -144,8 +145,12 @@ type spdxDoc struct {
 		} `json:"externalRefs"`
 	} `json:"packages"`
 	Files []struct {
-		ID   string `json:"SPDXID"`
-		Name string `json:"fileName"`
+		ID        string `json:"SPDXID"`
+		Name      string `json:"fileName"`
+		Checksums []struct {
+			Algorithm string `json:"algorithm"`
+			Value     string `json:"checksumValue"`
+		} `json:"checksums"`
 	} `json:"files"`
 	Relationships []struct {
 		From string `json:"spdxElementId"`
@@ -165,7 +170,7 @@ type pkgInfo struct {
 func (d spdxDoc) packages() []pkgInfo {
 	files := map[string]string{}
 	for _, f := range d.Files {
-		files[f.ID] = f.Name
+		files[f.ID] = "/" + strings.TrimPrefix(f.Name, "/")
 	}
 	evidence := map[string][]string{}
 	for _, r := range d.Relationships {
@@ -184,6 +189,21 @@ func (d spdxDoc) packages() []pkgInfo {
 		out = append(out, pi)
 	}
 	return out
+}
+
+// fileSHA256 is the SHA-256 the document records for the file at path.
+func (d spdxDoc) fileSHA256(path string) string {
+	for _, f := range d.Files {
+		if "/"+strings.TrimPrefix(f.Name, "/") != path {
+			continue
+		}
+		for _, c := range f.Checksums {
+			if c.Algorithm == "SHA256" {
+				return c.Value
+			}
+		}
+	}
+	return ""
 }
 
 // sbomOf reads the SPDX attestation BuildKit attached to the platform's
@@ -311,12 +331,20 @@ func TestPublishSBOM(t *testing.T) {
 			st, err := sbomOf(p, pl)
 			assert.NilError(t, err)
 			assert.Check(t, is.Equal(st.PredicateType, predicateSPDX))
-			// It describes this image: the subject is its manifest.
-			var subjects []string
+			// It describes this image: every subject (one per tag) is its
+			// manifest.
+			assert.Check(t, len(st.Subject) > 0, "the SBOM statement has no subject")
 			for _, s := range st.Subject {
-				subjects = append(subjects, "sha256:"+s.Digest["sha256"])
+				assert.Check(t, is.Equal("sha256:"+s.Digest["sha256"], p.Images[pl].String()), "subject %s", s.Name)
 			}
-			assert.Check(t, is.DeepEqual(subjects, []string{p.Images[pl].String()}))
+			t.Cleanup(func() {
+				if t.Failed() {
+					f := filepath.Join(os.TempDir(), "hermes-publish-sbom-"+strings.ReplaceAll(pl, "/", "-")+".spdx.json")
+					if os.WriteFile(f, st.Predicate, 0o644) == nil {
+						t.Logf("the SBOM is in %s", f)
+					}
+				}
+			})
 
 			var doc spdxDoc
 			assert.NilError(t, json.Unmarshal(st.Predicate, &doc))
@@ -328,7 +356,7 @@ func TestPublishSBOM(t *testing.T) {
 			// platform's architecture.
 			img, err := p.Image(pl)
 			assert.NilError(t, err)
-			files, err := readFiles(img, "/var/lib/dpkg/status")
+			files, err := readFiles(img, "/var/lib/dpkg/status", "/usr/local/bin/hermes-s6", "/opt/hermes/bin/hermes-agent")
 			assert.NilError(t, err)
 			installed := dpkgInstalled(files["/var/lib/dpkg/status"])
 			assert.Check(t, installed["s6"] != "" && installed["execline"] != "", "the hermetic image has Debian's s6 and execline: %v", installed)
@@ -371,6 +399,8 @@ func TestPublishSBOM(t *testing.T) {
 				assert.Check(t, std, "%s: the Go standard library is not in the SBOM", bin)
 				assert.Check(t, len(want) > 0, "go list names no module for %s", cmdPkg)
 				assert.Check(t, is.DeepEqual(got, want), "%s: the SBOM's Go modules must be what go.mod resolves for %s", bin, cmdPkg)
+				// The binary it describes is the image's.
+				assert.Check(t, is.Equal(doc.fileSHA256(bin), fmt.Sprintf("%x", sha256.Sum256(files[bin]))), "%s: SHA-256 in the SBOM vs in the image", bin)
 			}
 		})
 	}
