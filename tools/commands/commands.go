@@ -58,7 +58,7 @@ func Table() []Command {
 		{"hermes-slots-down", true, "cont-finish: brings every slot down, bounded", slotsDown},
 		{"init", false, "the debian stage layer's stage 1 (/init)", func(a []string) int { return stage.InitMain(stage.DefaultPaths, a) }},
 		{"rc.init", false, "the debian stage layer's stage 2", func(a []string) int { return stage.Stage2Main(stage.DefaultPaths, a) }},
-		{"stage3", false, "the debian stage layer's stage 3", func([]string) int { return stage.Stage3(stage.DefaultPaths) }},
+		{"stage3", false, "the debian stage layer's stage 3", func([]string) int { return stage.Stage3(stage.DefaultPaths, stage.AllOthers{}) }},
 		{"probe", false, "a gateway slot's readiness check", probe},
 		{"slot-exec", false, "what a run script execs: container environment, recursion guard, user drop", slotExec},
 		{"slot-log", false, "a slot's logger", func(a []string) int { return slotexec.System().LogMain(a) }},

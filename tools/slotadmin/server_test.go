@@ -54,8 +54,14 @@ func TestServerNotRootIsReadyAndIdle(t *testing.T) {
 	r, w, err := os.Pipe()
 	assert.NilError(t, err)
 	defer r.Close()
+	// Run closes the notification fd, as s6 hands it over: give it a
+	// duplicate, so that w's own close (or finalizer) never closes an fd
+	// number another test has reused meanwhile.
+	notify, err := syscall.Dup(int(w.Fd()))
+	assert.NilError(t, err)
+	assert.NilError(t, w.Close())
 	var stderr bytes.Buffer
-	s := Server{Euid: 10000, Stderr: &stderr, NotifyFD: int(w.Fd())}
+	s := Server{Euid: 10000, Stderr: &stderr, NotifyFD: notify}
 	done := make(chan int, 1)
 	go func() { done <- s.Run() }()
 	ready := make([]byte, 1)

@@ -16,6 +16,7 @@ import (
 	"gotest.tools/v3/poll"
 
 	"github.com/hermes-agent/hermes-s6/tools/internal/s6test"
+	"github.com/hermes-agent/hermes-s6/tools/internal/syncbuf"
 	"github.com/hermes-agent/hermes-s6/tools/profile"
 	"github.com/hermes-agent/hermes-s6/tools/render"
 	"github.com/hermes-agent/hermes-s6/tools/s6"
@@ -134,7 +135,7 @@ func TestTheAdminServiceOnlyAnswersRootAndTheGroup(t *testing.T) {
 	argv := ServerArgv(tool, dir)
 	argv[len(argv)-1] = "slot-admin" // the handler sees "slot-admin VERB NAME"
 	srv := exec.Command(argv[0], argv[1:]...)
-	var srvLog bytes.Buffer
+	var srvLog syncbuf.Buffer // written by the server while the test reads it
 	srv.Stderr = &srvLog
 	assert.NilError(t, srv.Start())
 	t.Cleanup(func() { srv.Process.Kill(); srv.Wait() })

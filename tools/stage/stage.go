@@ -434,20 +434,37 @@ func waitForever() {
 	}
 }
 
+// Others is every process but PID 1, as stage 3 sees them: signalled all at
+// once (kill(-1, sig)) and waited for. AllOthers is the real one; tests
+// confine it to processes of their own.
+type Others interface {
+	Signal(sig syscall.Signal)
+	Alive() bool
+}
+
+// AllOthers is every other process on the system.
+type AllOthers struct{}
+
+// Signal is kill(-1, sig).
+func (AllOthers) Signal(sig syscall.Signal) { syscall.Kill(-1, sig) }
+
+// Alive reports whether any other process is left.
+func (AllOthers) Alive() bool { return othersAlive() }
+
 // Stage3 runs as PID 1 after s6-svscan has stopped its services. It returns
 // the container's exit code.
-func Stage3(p Paths) int {
+func Stage3(p Paths, others Others) int {
 	runDir(p.ContFinish, "cont-finish", msEnv(p, "S6_KILL_FINISH_MAXTIME", 5000))
 	grace := msEnv(p, "S6_KILL_GRACETIME", 3000)
-	syscall.Kill(-1, syscall.SIGTERM)
-	syscall.Kill(-1, syscall.SIGCONT)
+	others.Signal(syscall.SIGTERM)
+	others.Signal(syscall.SIGCONT)
 	deadline := time.Now().Add(grace)
-	for othersAlive() && time.Now().Before(deadline) {
+	for others.Alive() && time.Now().Before(deadline) {
 		reap()
 		time.Sleep(5 * time.Millisecond)
 	}
-	if othersAlive() {
-		syscall.Kill(-1, syscall.SIGKILL)
+	if others.Alive() {
+		others.Signal(syscall.SIGKILL)
 	}
 	reap()
 	code := 0
