@@ -10,6 +10,7 @@ package publish
 import (
 	"encoding/base64"
 	"encoding/json"
+	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -287,6 +288,9 @@ func forgeAttestation(att v1.Image) (v1.Image, error) {
 			return nil, err
 		}
 		forged := strings.Replace(string(payload), `"packages":[`, `"packages":[{"SPDXID":"SPDXRef-Package-forged","name":"forged","versionInfo":"1"},`, 1)
+		if forged == string(payload) {
+			return nil, fmt.Errorf("the attestation's statement has no SPDX packages list to forge: %.200s", payload)
+		}
 		env["payload"] = base64.StdEncoding.EncodeToString([]byte(forged))
 		b, err := json.Marshal(env)
 		if err != nil {
