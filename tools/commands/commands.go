@@ -213,7 +213,7 @@ func runReconcile([]string) int {
 }
 
 func runWatch([]string) int {
-	w := &watch.Watcher{S6: manager(), Out: os.Stdout, History: front.HistoryFile, Interval: 100 * time.Millisecond, Markers: os.Geteuid() == 0}
+	w := &watch.Watcher{S6: manager(), Out: os.Stdout, History: front.HistoryFile, Interval: 100 * time.Millisecond, Idle: 5 * time.Second, Markers: os.Geteuid() == 0}
 	stop := make(chan struct{})
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGTERM, syscall.SIGINT)

@@ -28,6 +28,7 @@ import (
 	"path/filepath"
 	"strings"
 	"syscall"
+	"time"
 
 	"github.com/hermes-agent/hermes-s6/tools/account"
 	"github.com/hermes-agent/hermes-s6/tools/contenv"
@@ -53,6 +54,9 @@ type Process struct {
 	// (the `hermes` front, the readiness probe): one Go start less per slot.
 	// It runs with the program's environment as the process environment.
 	InProcess func(path string, argv []string) func() int
+	// FreeLog, when not nil, ends an orphaned s6-log holding the log
+	// directory's lock and returns its pid (FreeLogDir).
+	FreeLog func(dir string) (int, error)
 }
 
 // System is the real process.
@@ -66,6 +70,7 @@ func System() Process {
 		Exec:    syscall.Exec,
 		Stderr:  os.Stderr,
 		EnvDir:  contenv.Dir,
+		FreeLog: func(dir string) (int, error) { return FreeLogDir(dir, OrphanedLogger, 2*time.Second) },
 	}
 }
 
@@ -123,6 +128,13 @@ func (p Process) LogMain(args []string) int {
 		argv = []string{"s6-log", "--", "1"}
 	} else {
 		argv = append(argv, dir)
+		if p.FreeLog != nil {
+			if pid, err := p.FreeLog(dir); err != nil {
+				fmt.Fprintf(p.Stderr, "slot-log: %s: checking the log directory's lock: %v\n", fs.Arg(0), err)
+			} else if pid > 0 {
+				fmt.Fprintf(p.Stderr, "slot-log: %s: ended the orphaned s6-log (pid %d) its killed supervisor left holding %s\n", fs.Arg(0), pid, dir)
+			}
+		}
 	}
 	return p.exec("slot-log", argv, env)
 }

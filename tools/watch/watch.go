@@ -33,9 +33,13 @@ type Watcher struct {
 	// control fifo), so that a supervisor restarted after a crash of its own
 	// does what the slot was last asked to do.
 	Markers bool
+	// Idle, when not zero, makes Run sleep until a slot changes (inotify),
+	// with a scan every Idle all the same; zero scans every Interval.
+	Idle time.Duration
 
-	seen map[string]slotState
-	raw  map[string][]byte // each slot's supervise/status as last queried
+	seen   map[string]slotState
+	listed []string          // the slots of the last scan
+	raw    map[string][]byte // each slot's supervise/status as last queried
 }
 
 type slotState struct {
@@ -45,6 +49,13 @@ type slotState struct {
 
 // Run watches until stop is closed.
 func (w *Watcher) Run(stop <-chan struct{}) {
+	if w.Idle > 0 {
+		if n, err := newNotifier(w.S6.ScanDir); err == nil {
+			defer n.close()
+			w.runNotified(stop, n)
+			return
+		}
+	}
 	t := time.NewTicker(w.Interval)
 	defer t.Stop()
 	for {
@@ -76,6 +87,7 @@ func (w *Watcher) Scan() {
 		slots[i] = r.Name
 	}
 	sort.Strings(slots)
+	w.listed = slots
 	present := map[string]bool{}
 	for _, slot := range slots {
 		present[slot] = true

@@ -84,7 +84,11 @@ func upPid(t *testing.T, m *s6.Manager, slot string, not int) int {
 	return pid
 }
 
-func TestWatcherFollowsACrashingSlot(t *testing.T) {
+func TestWatcherFollowsACrashingSlot(t *testing.T) { followsACrashingSlot(t, 0) }
+
+// followsACrashingSlot: idle 0 polls every Interval; otherwise the watcher
+// sleeps on inotify with a scan every idle.
+func followsACrashingSlot(t *testing.T, idle time.Duration) {
 	m, home := liveScan(t)
 	u, err := user.Current()
 	assert.NilError(t, err)
@@ -94,7 +98,7 @@ func TestWatcherFollowsACrashingSlot(t *testing.T) {
 
 	out := &syncbuf.Buffer{}
 	history := filepath.Join(t.TempDir(), "history.log")
-	w := &Watcher{S6: m, Out: out, History: history, Interval: 20 * time.Millisecond,
+	w := &Watcher{S6: m, Out: out, History: history, Interval: 20 * time.Millisecond, Idle: idle,
 		Now: func() time.Time { return time.Date(2030, 1, 2, 3, 4, 5, 0, time.UTC) }}
 	stop := make(chan struct{})
 	done := make(chan struct{})
@@ -217,7 +221,9 @@ func TestEmitWithoutHistory(t *testing.T) {
 	assert.Check(t, is.Equal(out.String(), "hermes-watch: dashboard stopped\n"))
 }
 
-func TestWatcherKeepsDownMarkersInStep(t *testing.T) {
+func TestWatcherKeepsDownMarkersInStep(t *testing.T) { keepsDownMarkersInStep(t, 0) }
+
+func keepsDownMarkersInStep(t *testing.T, idle time.Duration) {
 	m, _ := liveScan(t)
 	u, err := user.Current()
 	assert.NilError(t, err)
@@ -226,7 +232,7 @@ func TestWatcherKeepsDownMarkersInStep(t *testing.T) {
 	assert.NilError(t, m.Register(slot))
 	marker := filepath.Join(m.Dir("gateway-work"), "down")
 
-	w := &Watcher{S6: m, Out: &syncbuf.Buffer{}, Interval: 20 * time.Millisecond, Markers: true}
+	w := &Watcher{S6: m, Out: &syncbuf.Buffer{}, Interval: 20 * time.Millisecond, Idle: idle, Markers: true}
 	stop := make(chan struct{})
 	done := make(chan struct{})
 	go func() { w.Run(stop); close(done) }()
