@@ -6,6 +6,14 @@ ARG BASE_IMAGE=debian:trixie-slim
 ARG S6_SOURCE=release
 ARG HERMES_AGENT=real
 ARG UV_IMAGE=ghcr.io/astral-sh/uv:0.9
+# The pinned s6-overlay release: the download (ADD --checksum) and the
+# unpacking stage both check these.
+ARG S6_OVERLAY_VERSION=3.2.3.0
+ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
+ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
+ARG S6_OVERLAY_AARCH64_SHA256=0952056ff913482163cc30e35b2e944b507ba1025d78f5becbb89367bf344581
+ARG S6_OVERLAY_SYMLINKS_NOARCH_SHA256=a60dc5235de3ecbcf874b9c1f18d73263ab99b289b9329aa950e8729c4789f0e
+ARG S6_OVERLAY_SYMLINKS_ARCH_SHA256=8e8407a0cf84fd8884cc7de52049bdce71bf3993f07cbaa2a7c8cebc9581d805
 
 # ---------------------------------------------------------------- base
 FROM ${BASE_IMAGE} AS base
@@ -83,24 +91,23 @@ EOT
 # ---------------------------------------------------------------- s6: release tarballs
 # The official s6-overlay tarballs. Replace this stage with a local folder
 # holding the same file names (named context `s6-tarballs`) to build from a
-# mirror without network; they are checksum-verified either way.
+# mirror without network; they are checksum-verified either way: each
+# download by ADD --checksum (BuildKit refuses other content), and again
+# before unpacking (a named context too).
 FROM scratch AS s6-tarballs
 ARG S6_OVERLAY_BASE_URL=https://github.com/just-containers/s6-overlay/releases/download
-ARG S6_OVERLAY_VERSION=3.2.3.0
-ADD ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz \
-    ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-x86_64.tar.xz \
-    ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-aarch64.tar.xz \
-    ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-noarch.tar.xz \
-    ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-arch.tar.xz /
+ARG S6_OVERLAY_VERSION S6_OVERLAY_NOARCH_SHA256 S6_OVERLAY_X86_64_SHA256 S6_OVERLAY_AARCH64_SHA256 \
+    S6_OVERLAY_SYMLINKS_NOARCH_SHA256 S6_OVERLAY_SYMLINKS_ARCH_SHA256
+ADD --checksum=sha256:${S6_OVERLAY_NOARCH_SHA256} ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-noarch.tar.xz /
+ADD --checksum=sha256:${S6_OVERLAY_X86_64_SHA256} ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-x86_64.tar.xz /
+ADD --checksum=sha256:${S6_OVERLAY_AARCH64_SHA256} ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-aarch64.tar.xz /
+ADD --checksum=sha256:${S6_OVERLAY_SYMLINKS_NOARCH_SHA256} ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-noarch.tar.xz /
+ADD --checksum=sha256:${S6_OVERLAY_SYMLINKS_ARCH_SHA256} ${S6_OVERLAY_BASE_URL}/v${S6_OVERLAY_VERSION}/s6-overlay-symlinks-arch.tar.xz /
 
 FROM --platform=$BUILDPLATFORM ${BASE_IMAGE} AS s6-release-files
 ARG BUILDPLATFORM TARGETARCH
-ARG S6_OVERLAY_VERSION=3.2.3.0
-ARG S6_OVERLAY_NOARCH_SHA256=b720f9d9340efc8bb07528b9743813c836e4b02f8693d90241f047998b4c53cf
-ARG S6_OVERLAY_X86_64_SHA256=a93f02882c6ed46b21e7adb5c0add86154f01236c93cd82c7d682722e8840563
-ARG S6_OVERLAY_AARCH64_SHA256=0952056ff913482163cc30e35b2e944b507ba1025d78f5becbb89367bf344581
-ARG S6_OVERLAY_SYMLINKS_NOARCH_SHA256=a60dc5235de3ecbcf874b9c1f18d73263ab99b289b9329aa950e8729c4789f0e
-ARG S6_OVERLAY_SYMLINKS_ARCH_SHA256=8e8407a0cf84fd8884cc7de52049bdce71bf3993f07cbaa2a7c8cebc9581d805
+ARG S6_OVERLAY_VERSION S6_OVERLAY_NOARCH_SHA256 S6_OVERLAY_X86_64_SHA256 S6_OVERLAY_AARCH64_SHA256 \
+    S6_OVERLAY_SYMLINKS_NOARCH_SHA256 S6_OVERLAY_SYMLINKS_ARCH_SHA256
 RUN --mount=type=cache,id=apt-cache-$BUILDPLATFORM,target=/var/cache/apt,sharing=locked \
     --mount=type=cache,id=apt-lists-$BUILDPLATFORM,target=/var/lib/apt/lists,sharing=locked <<EOT
 set -eu
@@ -166,6 +173,8 @@ for e in $(echo "${HERMES_AGENT_EXTRAS}" | tr ',' ' '); do extras="$extras --ext
 # shellcheck disable=SC2086
 uv sync --project /tmp/agent --frozen --no-dev --no-editable --python 3.14 $extras
 rm -rf /tmp/agent
+# Logs and caches that record when the build ran: out, for reproducible layers.
+rm -rf /var/log/dpkg.log /var/log/apt /var/log/alternatives.log /var/cache/ldconfig/aux-cache
 mkdir -p /opt/hermes/bin
 ln -s ../venv/bin/hermes /opt/hermes/bin/hermes-agent
 EOT

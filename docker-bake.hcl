@@ -230,9 +230,17 @@ target "release-by-digest" {
   output   = ["type=image,name=${IMAGE},push-by-digest=true,name-canonical=true,push=true,rewrite-timestamp=true"]
 }
 
+# The SBOM generator image of publish-hermetic (BuildKit's SBOM protocol):
+# BuildKit pulls it, so without a registry it is this project's own scanner
+# (.ci/scanner) pushed to a local one, e.g. 127.0.0.1:5000/sbom-scanner@sha256:…
+# (harness/publish does that). Empty: no SBOM.
+variable "SBOM_GENERATOR" {
+  default = ""
+}
+
 # The hermetic image (local base, Debian's s6, stand-in agent), multi-arch
-# from PLATFORMS, pushed to ${IMAGE} with provenance. No SBOM: the SBOM
-# generator is an image BuildKit pulls, impossible without a registry. The
+# from PLATFORMS, pushed to ${IMAGE} with provenance, and with an SBOM per
+# platform when SBOM_GENERATOR names a generator image. The
 # tags say "hermetic" so a stand-in image can never pass for a release.
 # The harness pushes it to a registry on 127.0.0.1 (harness/publish).
 target "publish-hermetic" {
@@ -243,7 +251,7 @@ target "publish-hermetic" {
   ])
   attest = [
     "type=provenance,mode=max",
-    "type=sbom,disabled=true",
+    SBOM_GENERATOR == "" ? "type=sbom,disabled=true" : "type=sbom,generator=${SBOM_GENERATOR}",
   ]
   output = [REGISTRY_INSECURE ? "type=image,push=true,rewrite-timestamp=true,registry.insecure=true" : "type=image,push=true,rewrite-timestamp=true"]
 }

@@ -2,6 +2,8 @@ module github.com/hermes-agent/hermes-s6
 
 go 1.26.8
 
+toolchain go1.26.10
+
 require (
 	github.com/google/go-containerregistry v0.22.1
 	github.com/moby/buildkit v0.34.2

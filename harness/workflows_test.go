@@ -172,6 +172,8 @@ func TestWorkflowReleaseBuildsNativelyMergesAndSigns(t *testing.T) {
 		"docker buildx imagetools create":              "merge with imagetools create",
 		"cosign sign --yes":                            "keyless cosign signature",
 		"cosign verify":                                "the signature is verified",
+		"cosign attest --yes --type spdxjson":          "each platform's SBOM as a keyless signed attestation",
+		"cosign verify-attestation --type spdxjson":    "the SBOM attestations are verified",
 	} {
 		assert.Check(t, strings.Contains(runs, want), "release.yml must run %q (%s)", want, why)
 	}

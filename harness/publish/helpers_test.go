@@ -62,6 +62,9 @@ func skipReason() string {
 			return fmt.Sprintf("the hermetic base .cache/base-oci has no %s image; run sh .ci/provision on an amd64 host, without HERMES_PROVISION_ARM64=0 (about 7 min the first time: arm64 rootfs under qemu)", want)
 		}
 	}
+	if cosignBin() == "" {
+		return "no cosign binary (signs and verifies the publish); run sh .ci/provision"
+	}
 	r := icmd.RunCommand("docker", "buildx", "inspect")
 	if r.ExitCode != 0 || !strings.Contains(r.Stdout(), "linux/arm64") {
 		return "the current buildx builder cannot build linux/arm64 (no qemu-aarch64 in binfmt_misc?); run sh .ci/provision"
@@ -228,6 +231,8 @@ func publishEnv(image, version, revision, epoch string) []string {
 		"REGISTRY_INSECURE=true",
 		"CACHE_FROM=",
 		"CACHE_TO=",
+		// The SBOM generator pushed by published(); empty before: no SBOM.
+		"SBOM_GENERATOR=" + sbomGenerator,
 	}
 }
 
