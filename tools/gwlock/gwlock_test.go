@@ -64,6 +64,7 @@ func TestWaitsWhileHeldThenTakesOver(t *testing.T) {
 	assert.Check(t, is.Contains(lines[0], "is held by container c0ffee123456 (gateway pid 77 there, since 2030-01-02T03:04:05Z)"))
 	assert.Check(t, is.Contains(lines[0], "not starting a second gateway for profile default"))
 	assert.Check(t, is.Contains(lines[1], "took the gateway lock "+filepath.Join(dir, FileName)+" after 7 retries"))
+	assert.Check(t, is.Equal(w.Retries(), 7))
 
 	// Held now, and named as ours.
 	probe, err := Open(dir, ".", false)
