@@ -63,6 +63,7 @@ func BenchmarkProfilesServing(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				name := uniqueName(b)
+				removeAtEnd(b, name)
 				b.StartTimer()
 				t0 := time.Now()
 				icmd.RunCommand("docker", "run", "-d", "--name", name, "-e", "API_SERVER_HOST=0.0.0.0", "-v", vol+":/opt/data", image, "gateway", "run").Assert(b, icmd.Success)

@@ -55,6 +55,13 @@ func healthy(c *Container, port int) bool {
 
 // BenchmarkBoot: docker run until the gateway is supervised and /health
 // answers, beside the engine's floor (no init at all) and a CMD that exits.
+// removeAtEnd removes a benchmark's container when the benchmark ends,
+// whichever way (a failed wait included); the loops also remove each one as
+// soon as it is measured.
+func removeAtEnd(b *testing.B, name string) {
+	b.Cleanup(func() { icmd.RunCommand("docker", "rm", "-f", "-v", name) })
+}
+
 func BenchmarkBoot(b *testing.B) {
 	image := testImage(b)
 	b.Run("floor-entrypoint-true", func(b *testing.B) {
@@ -80,6 +87,7 @@ func BenchmarkBoot(b *testing.B) {
 		for i := 0; i < b.N; i++ {
 			b.StopTimer()
 			name := uniqueName(b)
+			removeAtEnd(b, name)
 			b.StartTimer()
 			t0 := time.Now()
 			icmd.RunCommand("docker", "run", "-d", "--name", name, "-p", "127.0.0.1::8642", "-e", "API_SERVER_HOST=0.0.0.0", image, "gateway", "run").Assert(b, icmd.Success)
@@ -187,6 +195,7 @@ func BenchmarkBootProfiles(b *testing.B) {
 			for i := 0; i < b.N; i++ {
 				b.StopTimer()
 				name := uniqueName(b)
+				removeAtEnd(b, name)
 				b.StartTimer()
 				t0 := time.Now()
 				icmd.RunCommand("docker", "run", "-d", "--name", name, "-v", vol+":/opt/data", image, "gateway", "run").Assert(b, icmd.Success)
