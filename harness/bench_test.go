@@ -1,12 +1,8 @@
 package harness
 
 import (
-	"encoding/binary"
-	"fmt"
-	"os"
 	"path/filepath"
 	"sort"
-	"strings"
 	"testing"
 	"time"
 
@@ -173,74 +169,6 @@ func BenchmarkStop(b *testing.B) {
 			s.report(b)
 		})
 	}
-}
-
-// BenchmarkBootProfiles: boot until every slot of a volume with N profiles
-// (all desired running) is up, for 0 and 50 profiles.
-func BenchmarkBootProfiles(b *testing.B) {
-	image := testImage(b)
-	for _, n := range []int{0, 50} {
-		b.Run(fmt.Sprintf("profiles=%d", n), func(b *testing.B) {
-			vol := b.TempDir()
-			for i := 0; i < n; i++ {
-				dir := filepath.Join(vol, "profiles", fmt.Sprintf("p%02d", i))
-				if err := os.MkdirAll(dir, 0o755); err != nil {
-					b.Fatal(err)
-				}
-				os.WriteFile(filepath.Join(dir, ".env"), []byte(fmt.Sprintf("API_SERVER_PORT=%d\n", 9000+i)), 0o600)
-				os.WriteFile(filepath.Join(dir, "gateway_state.json"), []byte(`{"desired_state":"running"}`), 0o644)
-			}
-			b.Cleanup(func() { icmd.RunCommand("rm", "-rf", vol) })
-			var s samples
-			for i := 0; i < b.N; i++ {
-				b.StopTimer()
-				name := uniqueName(b)
-				removeAtEnd(b, name)
-				b.StartTimer()
-				t0 := time.Now()
-				icmd.RunCommand("docker", "run", "-d", "--name", name, "-v", vol+":/opt/data", image, "gateway", "run").Assert(b, icmd.Success)
-				waitAllUp(b, name, n+1)
-				s = append(s, time.Since(t0))
-				b.StopTimer()
-				icmd.RunCommand("docker", "rm", "-f", name)
-				b.StartTimer()
-			}
-			s.report(b)
-		})
-	}
-}
-
-// waitAllUp waits until n gateway slots of container name are up, as s6
-// records it: each slot's supervise/status, read from the host through
-// /proc/PID/root. No process is started in the container (docker exec would
-// compete with the boot for the two cores, and the supervision watcher's
-// reports lag behind it under that load).
-func waitAllUp(b *testing.B, name string, n int) {
-	b.Helper()
-	pid := strings.TrimSpace(icmd.RunCommand("docker", "inspect", "-f", "{{.State.Pid}}", name).Assert(b, icmd.Success).Stdout())
-	scan := filepath.Join("/proc", pid, "root", "run", "service")
-	up := 0
-	poll.WaitOn(b, func(poll.LogT) poll.Result {
-		up = 0
-		slots, _ := filepath.Glob(filepath.Join(scan, "gateway-*"))
-		for _, slot := range slots {
-			if statusUp(filepath.Join(slot, "supervise", "status")) {
-				up++
-			}
-		}
-		if up >= n {
-			return poll.Success()
-		}
-		return poll.Continue("%d of %d gateway slots up", up, n)
-	}, poll.WithTimeout(time.Minute), poll.WithDelay(10*time.Millisecond))
-}
-
-// statusUp reads s6-supervise's status file: since s6 2.10 it starts with
-// two TAI64N stamps (12 bytes each), then the service's pid (8 bytes, big
-// endian), 0 when it is down.
-func statusUp(path string) bool {
-	b, err := os.ReadFile(path)
-	return err == nil && len(b) >= 32 && binary.BigEndian.Uint64(b[24:32]) != 0
 }
 
 // BenchmarkImageSize reports the image's parts (uncompressed), read from the
